@@ -1,0 +1,53 @@
+# The front door. `make demo` and `make test` create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo
+
+.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data clean
+
+setup: $(STAMP)
+
+# torch first, so that nothing pulls a CUDA build; torchrec and fbgemm-gpu-cpu without their
+# metadata's dependencies (CUDA fbgemm-gpu, torchmetrics==1.0.3); then mtr with pinned versions.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps torchrec==1.8.0 fbgemm-gpu-cpu==1.8.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	@if $(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-'; then echo "error: a CUDA package was installed"; exit 1; fi
+	touch $@
+
+demo: $(STAMP)
+	DEMO_DIR=$(DEMO_DIR) bash scripts/demo.sh
+
+test: $(STAMP)
+	$(BIN)/pytest -q -m "not slow and not gpu"
+
+test-all: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Regenerate constraints.txt from the current environment (after changing dependencies).
+lock: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable | grep -v -E '^(torchrec|fbgemm-gpu-cpu|fbgemm_gpu-cpu)==' > constraints.txt
+
+bench-sim: $(STAMP)
+	$(BIN)/python scripts/bench_sim.py
+
+bench-build: $(STAMP)
+	$(BIN)/python scripts/bench_build.py
+
+bench-data: $(STAMP)
+	$(BIN)/python scripts/bench_data.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

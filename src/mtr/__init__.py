@@ -1,0 +1,3 @@
+"""mtr: multi-objective message ranking."""
+
+__version__ = "0.1.0"

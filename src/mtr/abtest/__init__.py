@@ -1,0 +1,1 @@
+"""A/B experiment analysis for interacting metrics."""

@@ -1,0 +1,46 @@
+"""The `mtr` command.
+
+Training subcommands (fit, validate, test, predict) go through LightningCLI; every other subcommand is
+a typed function turned into a command line by jsonargparse, so each accepts `--config FILE` and
+dotted overrides of its dataclass arguments.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+TRAINING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _commands() -> dict[str, Any]:
+    """Subcommand name -> typed function (or a nested dict of them). Imports stay light: no torch here."""
+    from mtr.abtest.commands import ab_analyze, ab_simulate
+    from mtr.data.adapters.commands import prepare_commands
+    from mtr.data.commands import build_dataset
+    from mtr.sim.commands import simulate
+
+    return {
+        "simulate": simulate,
+        "build-dataset": build_dataset,
+        "data": {"prepare": prepare_commands()},
+        "ab": {"analyze": ab_analyze, "simulate": ab_simulate},
+    }
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the `mtr` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TRAINING_SUBCOMMANDS:
+        from mtr.training.cli import run_training_cli
+
+        return run_training_cli(argv)
+    from jsonargparse import auto_cli
+
+    commands: dict[str, Callable[..., Any] | dict[str, Any]] = _commands()
+    return auto_cli(commands, args=argv, as_positional=False)
+
+
+if __name__ == "__main__":
+    main()

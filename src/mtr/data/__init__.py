@@ -1,0 +1,1 @@
+"""From raw event logs and public data to training tables, and from tables to batches."""

@@ -1,0 +1,1 @@
+"""Adapters that turn public datasets into mtr training tables and schema.json."""

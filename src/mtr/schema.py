@@ -1,0 +1,202 @@
+"""The dataset contract: features, tasks and the action columns, read from and written to `schema.json`.
+
+Everything downstream (DataModule, models, metrics, policy, exporter) reads a `DatasetSchema` instead
+of hard-coding columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mtr.errors import InputError
+from mtr.io import write_json
+
+OBJECTIVES = ("conversion", "engagement", "retention", "unsubscribe")
+CHANNELS = ("push", "email", "in_app")
+NO_SEND = "none"  # the channel of a "send nothing" action
+SPLITS = ("train", "validation", "test")
+SCHEMA_FILE = "schema.json"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model input and how its raw column becomes a tensor.
+
+    Args:
+        name: the raw column in the training table.
+        kind: "sparse" (an id looked up in an embedding table) or "dense" (a float).
+        dtype: the raw column's polars dtype, for example "String", "Int64", "Float64".
+        vocabulary: sparse only; raw value `vocabulary[i]` (as a string) gets id `i + 1`, anything
+            else (unknown or missing) gets id 0.
+        transform: dense only; "log1p" applies sign(x) * log1p(|x|) before standardising.
+        mean: dense only; subtracted after the transform (fitted on the train split).
+        std: dense only; divides after subtracting the mean.
+        description: what the feature means, for people reading the schema.
+    """
+
+    name: str
+    kind: Literal["sparse", "dense"]
+    dtype: str
+    vocabulary: tuple[str, ...] = ()
+    transform: Literal["identity", "log1p"] = "identity"
+    mean: float = 0.0
+    std: float = 1.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("sparse", "dense"):
+            raise InputError(f"feature '{self.name}': kind must be 'sparse' or 'dense', got {self.kind!r}")
+        if self.transform not in ("identity", "log1p"):
+            raise InputError(f"feature '{self.name}': transform must be 'identity' or 'log1p', got {self.transform!r}")
+        if self.kind == "sparse" and not self.vocabulary:
+            raise InputError(f"sparse feature '{self.name}' needs a non-empty vocabulary")
+        if self.kind == "dense" and not self.std > 0:
+            raise InputError(f"dense feature '{self.name}': std must be positive, got {self.std}")
+
+    @property
+    def num_embeddings(self) -> int:
+        """Rows of this feature's embedding table: the vocabulary plus the unknown id 0."""
+        return len(self.vocabulary) + 1
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One binary prediction task, usually an objective on a channel (for example conversion on push).
+
+    Args:
+        name: unique task name, for example "conversion_push".
+        objective: what is predicted, for example "conversion".
+        channel: the channel the task belongs to, "none" for organic (no-send) outcomes, or None
+            when channels do not apply (census).
+        label_column: 0/1 label column.
+        mask_column: 0/1 column; rows with 0 have no label for this task. None means every row
+            is labelled.
+    """
+
+    name: str
+    objective: str
+    channel: str | None
+    label_column: str
+    mask_column: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    """A prepared dataset: its split files, features, tasks and action columns.
+
+    Args:
+        name: dataset name, for example "simulator" or "census".
+        features: model inputs in input order.
+        tasks: prediction tasks in output order.
+        row_id_column: unique Int64 row key, used to join predictions back.
+        action_column: the logged action (a string id), if the data are logs of a policy.
+        channel_column: the logged action's channel, if any.
+        propensity_column: the logging policy's probability of the logged action, if known.
+        value_columns: other columns kept for analysis (for example spend).
+        splits: split name -> Parquet file name inside the dataset folder.
+        metadata: free-form facts about the data: source, fingerprint, row counts, rates.
+    """
+
+    name: str
+    features: tuple[FeatureSpec, ...]
+    tasks: tuple[TaskSpec, ...]
+    row_id_column: str = "row_id"
+    action_column: str | None = None
+    channel_column: str | None = None
+    propensity_column: str | None = None
+    value_columns: tuple[str, ...] = ()
+    splits: dict[str, str] = field(default_factory=lambda: {s: f"{s}.parquet" for s in SPLITS})
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind, names in (("feature", [f.name for f in self.features]), ("task", self.task_names)):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise InputError(f"schema '{self.name}': duplicate {kind} names {duplicates}")
+        if not self.tasks:
+            raise InputError(f"schema '{self.name}' declares no tasks")
+
+    @property
+    def sparse_features(self) -> tuple[FeatureSpec, ...]:
+        return tuple(f for f in self.features if f.kind == "sparse")
+
+    @property
+    def dense_features(self) -> tuple[FeatureSpec, ...]:
+        return tuple(f for f in self.features if f.kind == "dense")
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": SCHEMA_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "schema") -> DatasetSchema:
+        """Build a schema from its JSON form; unknown or missing fields raise `InputError` naming them."""
+        raw = dict(raw)
+        version = raw.pop("version", None)
+        if version != SCHEMA_VERSION:
+            raise InputError(f"{source}: field 'version' is {version!r}, expected {SCHEMA_VERSION}")
+        features = tuple(
+            _build(FeatureSpec, item, f"{source}: features[{i}]") for i, item in enumerate(raw.pop("features", []))
+        )
+        tasks = tuple(_build(TaskSpec, item, f"{source}: tasks[{i}]") for i, item in enumerate(raw.pop("tasks", [])))
+        raw["value_columns"] = tuple(raw.get("value_columns", ()))
+        return _build(cls, {**raw, "features": features, "tasks": tasks}, source)
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / SCHEMA_FILE
+        write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def load(cls, folder: Path | str) -> DatasetSchema:
+        """Read `schema.json` from a dataset folder."""
+        path = Path(folder) / SCHEMA_FILE
+        if not path.exists():
+            raise InputError(f"no {SCHEMA_FILE} in {folder}: is it a dataset prepared by mtr?")
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path} is not valid JSON: {error}") from error
+        return cls.from_dict(raw, source=str(path))
+
+    def split_path(self, folder: Path | str, split: str) -> Path:
+        if split not in self.splits:
+            raise InputError(f"dataset '{self.name}' has no split '{split}' (splits: {list(self.splits)})")
+        return Path(folder) / self.splits[split]
+
+
+def _build(cls: type, raw: dict[str, Any], source: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise InputError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(names)}")
+    values = {k: tuple(v) if isinstance(v, list) and k == "vocabulary" else v for k, v in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise InputError(f"{source}: {error}") from error
+
+
+def messaging_tasks() -> tuple[TaskSpec, ...]:
+    """The simulator's tasks: every objective on every channel, then organic (no-send) outcomes.
+
+    A no-send has no engagement or unsubscribe, so only conversion and retention have "none" tasks.
+    """
+    send_tasks = [
+        TaskSpec(f"{o}_{c}", o, c, label_column=f"label_{o}", mask_column=f"mask_{o}_{c}")
+        for c in CHANNELS
+        for o in OBJECTIVES
+    ]
+    organic = [
+        TaskSpec(f"{o}_{NO_SEND}", o, NO_SEND, label_column=f"label_{o}", mask_column=f"mask_{o}_{NO_SEND}")
+        for o in ("conversion", "retention")
+    ]
+    return tuple(send_tasks + organic)

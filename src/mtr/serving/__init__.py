@@ -1,0 +1,1 @@
+"""mtr.serving."""

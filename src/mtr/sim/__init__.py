@@ -1,0 +1,1 @@
+"""The ground-truth messaging world: users, catalog, logging policy, outcome model and oracle."""
