@@ -21,3 +21,52 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"public data folder {path} does not exist (set MTR_DATA_DIR)")
     return path
+
+
+def write_toy_dataset(folder: Path, n_rows: int = 3000, seed: int = 0) -> Path:
+    """A small messaging-like dataset (14 tasks with channel masks) whose labels depend on the features."""
+    import numpy as np
+    import polars as pl
+
+    from mtr.data.preprocess import fit_features
+    from mtr.schema import CHANNELS, NO_SEND, DatasetSchema, messaging_tasks
+
+    rng = np.random.default_rng(seed)
+    channel = rng.choice([*CHANNELS, NO_SEND], n_rows)
+    frame = pl.DataFrame(
+        {
+            "row_id": np.arange(n_rows, dtype=np.int64),
+            "country": rng.choice(["de", "fr", "us", "br"], n_rows),
+            "plan": rng.choice(["free", "trial", "premium"], n_rows),
+            "channel": channel,
+            "hour": rng.choice([8, 12, 18, 21], n_rows).astype(np.int64),
+            "tenure_days": rng.exponential(200, n_rows),
+            "sends_7d": rng.poisson(2, n_rows).astype(np.float64),
+            "propensity": rng.uniform(0.05, 0.5, n_rows),
+        }
+    )
+    score = (frame["plan"] == "premium").to_numpy() * 1.5 + frame["sends_7d"].to_numpy() * -0.3
+    for objective, base in (("conversion", -2.5), ("engagement", -1.0), ("retention", 1.0), ("unsubscribe", -4.0)):
+        probability = 1 / (1 + np.exp(-(base + score + rng.normal(0, 0.3, n_rows))))
+        frame = frame.with_columns(pl.Series(f"label_{objective}", (rng.random(n_rows) < probability).astype(np.int8)))
+    for task in messaging_tasks():
+        frame = frame.with_columns((pl.col("channel") == task.channel).cast(pl.Int8).alias(task.mask_column))
+    splits = {"train": frame[: n_rows * 7 // 10], "validation": frame[n_rows * 7 // 10 : n_rows * 85 // 100]}
+    splits["test"] = frame[n_rows * 85 // 100 :]
+    features = fit_features(
+        splits["train"],
+        sparse=["country", "plan", "channel", "hour"],
+        dense={"tenure_days": "log1p", "sends_7d": "log1p"},
+    )
+    schema = DatasetSchema("toy", features, messaging_tasks(), propensity_column="propensity", channel_column="channel")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, split in splits.items():
+        split.write_parquet(folder / f"{name}.parquet")
+    schema.save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a small synthetic messaging dataset folder (train/validation/test + schema.json)."""
+    return write_toy_dataset(tmp_path_factory.mktemp("toy"))

@@ -1,0 +1,169 @@
+"""A Lightning DataModule over a prepared dataset folder (tables + schema.json).
+
+Each split is read once into tensors through the shared preprocessing (`encode_features`); batches are
+then index slices, so there is no per-row Python in the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import polars
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+from mtr.data.preprocess import encode_features, encode_targets
+from mtr.errors import InputError
+from mtr.schema import DatasetSchema
+
+
+@dataclass
+class Batch:
+    """One batch of rows.
+
+    Attributes:
+        sparse: one id per sparse feature and row, keyed by feature name.
+        dense: [B, n_dense] float32.
+        labels: [B, n_tasks] float32, 0 where masked.
+        masks: [B, n_tasks] float32, 1 where the task has a label.
+        propensity: [B] float32, the logging policy's probability of the logged action (1 if unknown).
+        row_id: [B] int64, the dataset's row key.
+    """
+
+    sparse: KeyedJaggedTensor
+    dense: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+    propensity: torch.Tensor
+    row_id: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.dense.shape[0]
+
+
+def sparse_batch(keys: list[str], ids: torch.Tensor) -> KeyedJaggedTensor:
+    """A KeyedJaggedTensor with one id per key and row from an [B, n_keys] id matrix."""
+    batch_size, n_keys = ids.shape
+    return KeyedJaggedTensor(
+        keys=keys,
+        values=ids.t().reshape(-1),  # key-major, as KJT stores values
+        lengths=torch.ones(batch_size * n_keys, dtype=torch.int32),
+    )
+
+
+class TableDataset(Dataset):
+    """All rows of one split as tensors; indexing with a tensor of row positions returns a `Batch`."""
+
+    def __init__(self, frame: polars.DataFrame, schema: DatasetSchema, table: str) -> None:
+        if frame.height == 0:
+            raise InputError(f"table '{table}' is empty")
+        features = encode_features(frame, schema, table=table)
+        labels, masks = encode_targets(frame, schema, table=table)
+        self.keys = [f.name for f in schema.sparse_features]
+        self.sparse_ids = torch.from_numpy(features.sparse_ids)
+        self.dense = torch.from_numpy(features.dense)
+        self.labels = torch.from_numpy(labels)
+        self.masks = torch.from_numpy(masks)
+        propensity = (
+            frame[schema.propensity_column].cast(polars.Float32).fill_null(1.0).to_numpy()
+            if schema.propensity_column
+            else np.ones(frame.height, np.float32)
+        )
+        self.propensity = torch.from_numpy(np.array(propensity, np.float32))
+        if schema.row_id_column not in frame.columns:
+            raise InputError(f"table '{table}' has no column '{schema.row_id_column}' (the row id)")
+        self.row_id = torch.from_numpy(frame[schema.row_id_column].cast(polars.Int64).to_numpy().copy())
+
+    def __len__(self) -> int:
+        return self.dense.shape[0]
+
+    def __getitem__(self, rows: torch.Tensor) -> Batch:
+        return Batch(
+            sparse=sparse_batch(self.keys, self.sparse_ids[rows]),
+            dense=self.dense[rows],
+            labels=self.labels[rows],
+            masks=self.masks[rows],
+            propensity=self.propensity[rows],
+            row_id=self.row_id[rows],
+        )
+
+
+class BatchIndices(Sampler[torch.Tensor]):
+    """Yields whole batches of row positions as tensors (shuffled with torch's global RNG, or in order)."""
+
+    def __init__(self, n_rows: int, batch_size: int, shuffle: bool) -> None:
+        self.n_rows, self.batch_size, self.shuffle = n_rows, batch_size, shuffle
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = torch.randperm(self.n_rows) if self.shuffle else torch.arange(self.n_rows)
+        yield from order.split(self.batch_size)
+
+    def __len__(self) -> int:
+        return -(-self.n_rows // self.batch_size)
+
+
+class MessagingDataModule(pl.LightningDataModule):
+    """Batches from a dataset folder written by `mtr build-dataset` or `mtr data prepare`.
+
+    Args:
+        path: the dataset folder (tables and schema.json).
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and predict.
+        predict_split: the split `mtr predict` scores.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        batch_size: int = 1024,
+        eval_batch_size: int = 8192,
+        predict_split: str = "test",
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.schema = DatasetSchema.load(self.path)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.predict_split = predict_split
+        self.datasets: dict[str, TableDataset] = {}
+        self.save_hyperparameters()
+
+    def split(self, name: str) -> TableDataset:
+        """The split's tensors, read on first use."""
+        if name not in self.datasets:
+            path = self.schema.split_path(self.path, name)
+            if not path.exists():
+                raise InputError(f"table '{name}' not found: {path}")
+            self.datasets[name] = TableDataset(polars.read_parquet(path), self.schema, table=name)
+        return self.datasets[name]
+
+    def setup(self, stage: str) -> None:
+        needed = {
+            "fit": ["train", "validation"],
+            "validate": ["validation"],
+            "test": ["test"],
+            "predict": [self.predict_split],
+        }[stage]
+        for name in needed:
+            self.split(name)
+
+    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = self.split(name)
+        return DataLoader(dataset, sampler=BatchIndices(len(dataset), batch_size, shuffle), batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_split, self.eval_batch_size, shuffle=False)
