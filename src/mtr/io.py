@@ -58,3 +58,12 @@ def sha256_file(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_parquet(frame: Any, path: Path | str) -> None:
+    """Write a polars DataFrame to Parquet through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)

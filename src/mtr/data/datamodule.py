@@ -94,17 +94,34 @@ class TableDataset(Dataset):
 
 
 class BatchIndices(Sampler[torch.Tensor]):
-    """Yields whole batches of row positions as tensors (shuffled with torch's global RNG, or in order)."""
+    """Yields whole batches of row positions as tensors.
 
-    def __init__(self, n_rows: int, batch_size: int, shuffle: bool) -> None:
+    Shuffling draws from a generator seeded with (seed, epoch), so a resumed run sees the same batches as
+    an uninterrupted one. Under DDP each rank takes every `world_size`-th batch.
+    """
+
+    def __init__(
+        self, n_rows: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.n_rows, self.batch_size, self.shuffle = n_rows, batch_size, shuffle
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch."""
+        self.epoch = epoch
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        order = torch.randperm(self.n_rows) if self.shuffle else torch.arange(self.n_rows)
-        yield from order.split(self.batch_size)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n_rows, generator=generator)
+        else:
+            order = torch.arange(self.n_rows)
+        yield from order.split(self.batch_size)[self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        return -(-self.n_rows // self.batch_size)
+        n_batches = -(-self.n_rows // self.batch_size)
+        return len(range(self.rank, n_batches, self.world_size))
 
 
 class MessagingDataModule(pl.LightningDataModule):
@@ -115,6 +132,8 @@ class MessagingDataModule(pl.LightningDataModule):
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and predict.
         predict_split: the split `mtr predict` scores.
+        shuffle_seed: seed of the training batch order; None takes torch's initial seed (set by
+            `seed_everything`).
     """
 
     def __init__(
@@ -123,6 +142,7 @@ class MessagingDataModule(pl.LightningDataModule):
         batch_size: int = 1024,
         eval_batch_size: int = 8192,
         predict_split: str = "test",
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -130,6 +150,7 @@ class MessagingDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.predict_split = predict_split
+        self.shuffle_seed = torch.initial_seed() % 2**31 if shuffle_seed is None else shuffle_seed
         self.datasets: dict[str, TableDataset] = {}
         self.save_hyperparameters()
 
@@ -154,7 +175,10 @@ class MessagingDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = self.split(name)
-        return DataLoader(dataset, sampler=BatchIndices(len(dataset), batch_size, shuffle), batch_size=None)
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = BatchIndices(len(dataset), batch_size, shuffle, self.shuffle_seed, rank, world_size)
+        return DataLoader(dataset, sampler=sampler, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
