@@ -127,10 +127,13 @@ def encode_targets(frame: pl.DataFrame, schema: DatasetSchema, table: str = "inp
     required = {t.label_column: NUMERIC + (pl.Boolean,) for t in schema.tasks}
     required |= {t.mask_column: NUMERIC + (pl.Boolean,) for t in schema.tasks if t.mask_column}
     check_columns(table, frame.schema, required)
+    # pl.repeat, not pl.lit: when no task has a mask column a literal would collapse to one row.
     masks = frame.select(
-        (pl.col(t.mask_column).cast(pl.Float32).fill_null(0.0) if t.mask_column else pl.lit(1.0, pl.Float32)).alias(
-            t.name
-        )
+        (
+            pl.col(t.mask_column).cast(pl.Float32).fill_null(0.0)
+            if t.mask_column
+            else pl.repeat(1.0, pl.len(), dtype=pl.Float32)
+        ).alias(t.name)
         for t in schema.tasks
     ).to_numpy()
     labels = frame.select(pl.col(t.label_column).cast(pl.Float32).fill_null(0.0).alias(t.name) for t in schema.tasks)
