@@ -1,0 +1,237 @@
+"""Raw event logs -> one row per opportunity with labels, masks and point-in-time features, split by time.
+
+The build runs in user partitions (user_id modulo `BuildConfig.partitions`): each table is first
+streamed into per-partition files, then each partition is labelled, featured and appended to the
+split files, so peak memory scales with one partition. Label rules live in `mtr.data.labels`, feature
+definitions in `mtr.data.features`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mtr.data.asof import KEY
+from mtr.data.eventlog import EventLog, open_event_log, raise_first
+from mtr.data.features import DENSE_FEATURES, DESCRIPTIONS, SPARSE_FEATURES, opportunity_features
+from mtr.data.labels import LABEL_COLUMNS, MASK_COLUMNS, label_opportunities
+from mtr.data.preprocess import fit_features
+from mtr.data.report import split_report
+from mtr.errors import InputError
+from mtr.io import atomic_output_dir
+from mtr.schema import NO_SEND, SPLITS, DatasetSchema, messaging_tasks
+
+# Tables keyed by user, split into partitions; `messages` is a small catalog every partition reads whole.
+USER_TABLES = ("users", "opportunities", "engagements", "conversions", "unsubscribes", "activity")
+CONTEXT_COLUMNS = (
+    "row_id",
+    "user_id",
+    "ts",
+    "policy_id",
+    "action",
+    "message_id",
+    "channel",
+    "hour",
+    "send_ts",
+    "propensity",
+)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How `mtr build-dataset` splits and partitions the data.
+
+    Args:
+        train_fraction: share of the opportunity days, the earliest ones, that form the train split.
+        validation_fraction: share of the following days that form the validation split; test gets the rest.
+        partitions: users are processed in this many groups (user_id modulo partitions); peak memory
+            scales with one group, so raise it for larger logs.
+        fit_rows: at most about this many train rows (a hash sample by row_id) fit the feature encodings.
+        days_since_cap: value of days_since_engagement when a user has no earlier engagement, and its maximum.
+        name: the dataset's name in schema.json.
+    """
+
+    train_fraction: float = 0.7
+    validation_fraction: float = 0.15
+    partitions: int = 8
+    fit_rows: int = 2_000_000
+    days_since_cap: float = 60.0
+    name: str = "event_log"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.train_fraction < 1:
+            raise InputError(f"build config field 'train_fraction' must be in (0, 1), got {self.train_fraction}")
+        if not 0 < self.validation_fraction < 1 - self.train_fraction:
+            raise InputError(
+                "build config field 'validation_fraction' must be positive and leave days for test "
+                f"(train_fraction + validation_fraction < 1), got {self.validation_fraction}"
+            )
+        for field in ("partitions", "fit_rows"):
+            if getattr(self, field) < 1:
+                raise InputError(f"build config field '{field}' must be at least 1, got {getattr(self, field)}")
+        if not self.days_since_cap > 0:
+            raise InputError(f"build config field 'days_since_cap' must be positive, got {self.days_since_cap}")
+
+
+def build_dataset_from_events(events: Path | str, out: Path | str, config: BuildConfig | None = None) -> DatasetSchema:
+    """Build `out/{train,validation,test}.parquet` and `out/schema.json` from the event log in `events`.
+
+    Nothing is left in `out` if the build fails.
+
+    Returns:
+        The saved schema; its metadata holds row counts, rates per task and split, and the split days.
+    """
+    config = config or BuildConfig()
+    log = open_event_log(events)
+    days = split_days(log.tables["opportunities"], config)
+    with atomic_output_dir(out) as folder:
+        work = folder / "_work"
+        split_of_day = split_expr(days)
+        for index, tables in enumerate(partitioned_tables(log, config.partitions, work / "tables")):
+            frame = build_partition(tables, log, config, split_of_day)
+            for split in SPLITS:
+                part = work / "parts" / split / f"{index:05d}.parquet"
+                part.parent.mkdir(parents=True, exist_ok=True)
+                frame.filter(pl.col("split") == split).drop("split").sort("ts", "row_id").write_parquet(part)
+        schema = DatasetSchema(
+            name=config.name,
+            features=(),
+            tasks=messaging_tasks(),
+            row_id_column="row_id",
+            action_column="action",
+            channel_column="channel",
+            propensity_column="propensity",
+            value_columns=("conversion_value",),
+        )
+        for split in SPLITS:
+            pl.scan_parquet(work / "parts" / split / "*.parquet").sink_parquet(schema.split_path(folder, split))
+        shutil.rmtree(work)
+        train = _fit_sample(schema.split_path(folder, "train"), config.fit_rows)
+        features = fit_features(train, SPARSE_FEATURES, DENSE_FEATURES, DESCRIPTIONS)
+        metadata = _metadata(log, config, days, schema, folder)
+        schema = replace(schema, features=features, metadata=metadata)
+        schema.save(folder)
+    return schema
+
+
+def split_days(opportunities: pl.LazyFrame, config: BuildConfig) -> dict[str, tuple[date, date]]:
+    """First and last opportunity day of each split: the earliest days train, then validation, then test.
+
+    Raises:
+        InputError: fewer than three opportunity days, so one split would be empty.
+    """
+    days = opportunities.select(pl.col("ts").dt.date().unique().sort()).collect().to_series().to_list()
+    n_train = max(1, round(config.train_fraction * len(days)))
+    n_validation = max(1, round(config.validation_fraction * len(days)))
+    if n_train + n_validation >= len(days):
+        raise InputError(
+            f"table 'opportunities' column 'ts' spans {len(days)} day(s); the split needs at least one day "
+            "each for train, validation and test"
+        )
+    cuts = (0, n_train, n_train + n_validation, len(days))
+    return {split: (days[cuts[i]], days[cuts[i + 1] - 1]) for i, split in enumerate(SPLITS)}
+
+
+def split_expr(days: dict[str, tuple[date, date]]) -> pl.Expr:
+    """The split name of each row from the date of its decision time `ts`."""
+    day = pl.col("ts").dt.date()
+    return (
+        pl.when(day < days["validation"][0])
+        .then(pl.lit("train"))
+        .when(day < days["test"][0])
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit("test"))
+    )
+
+
+def partitioned_tables(log: EventLog, partitions: int, work: Path) -> Iterator[dict[str, pl.LazyFrame]]:
+    """Yield each user partition's tables (`messages` whole), streaming every table to part files once."""
+    if partitions == 1:
+        yield log.tables
+        return
+    for table in USER_TABLES:
+        key = {"part": pl.col("user_id") % partitions}
+        log.tables[table].sink_parquet(pl.PartitionBy(work / table, key=key, include_key=False), mkdir=True)
+    for index in range(partitions):
+        tables = {"messages": log.tables["messages"]}
+        for table in USER_TABLES:
+            folder = work / table / f"part={index}"
+            empty = pl.LazyFrame(schema=log.tables[table].collect_schema())
+            tables[table] = pl.scan_parquet(folder / "*.parquet", hive_partitioning=False) if folder.is_dir() else empty
+        yield tables
+
+
+def build_partition(
+    tables: dict[str, pl.LazyFrame], log: EventLog, config: BuildConfig, split: pl.Expr
+) -> pl.DataFrame:
+    """Context, features, labels and masks of one partition's opportunities, with a `split` column."""
+    opportunities = tables["opportunities"]
+    _check_engagements(opportunities, tables["engagements"])
+    events = {name: tables[name] for name in ("engagements", "conversions", "unsubscribes", "activity")}
+    features = opportunity_features(
+        opportunities,
+        tables["users"].select("user_id", "signup_ts", "country", "platform", "plan", "age_bucket"),
+        tables["messages"].select("message_id", "message_type", "topic", "has_discount"),
+        **events,
+        days_since_cap=config.days_since_cap,
+    )
+    labels = label_opportunities(opportunities, **events, log_end=log.log_end)
+    action = pl.format("{}:{}:{}", "message_id", "channel", "hour")
+    context = opportunities.with_columns(
+        row_id=pl.col(KEY),
+        action=pl.when(pl.col("channel") == NO_SEND).then(pl.lit(NO_SEND)).otherwise(action),
+        split=split,
+    )
+    frame = context.join(features, on=KEY).join(labels, on=KEY)
+    columns = (*CONTEXT_COLUMNS, *(c for c in features.collect_schema().names() if c != KEY))
+    return frame.select(*columns, *LABEL_COLUMNS, *MASK_COLUMNS, "conversion_value", "split").collect()
+
+
+def _check_engagements(opportunities: pl.LazyFrame, engagements: pl.LazyFrame) -> None:
+    """Each engagement refers to a send of the same user, on its channel, and does not precede it."""
+    sends = opportunities.filter(pl.col("send_ts").is_not_null()).select(KEY, "user_id", "channel", "send_ts")
+    matched = engagements.join(sends, on=[KEY, "user_id"], how="left", suffix="_of_send")
+    raise_first(
+        "engagements",
+        matched,
+        [
+            (KEY, pl.col("send_ts").is_null(), "do not refer to a send of the same user in table 'opportunities'"),
+            ("channel", pl.col("channel") != pl.col("channel_of_send"), "differ from the channel of their send"),
+            ("ts", pl.col("ts") < pl.col("send_ts"), "are before the send they refer to"),
+        ],
+    )
+
+
+def _fit_sample(train_path: Path, fit_rows: int) -> pl.DataFrame:
+    """The train split's feature columns, hash-sampled by row_id down to about `fit_rows` rows."""
+    train = pl.scan_parquet(train_path)
+    rows = train.select(pl.len()).collect().item()
+    if rows == 0:
+        raise InputError("the train split is empty: no opportunities in the earliest days")
+    sampled = train.filter(pl.col("row_id").hash(seed=0) % rows < fit_rows) if rows > fit_rows else train
+    return sampled.select(*SPARSE_FEATURES, *DENSE_FEATURES).collect()
+
+
+def _metadata(
+    log: EventLog, config: BuildConfig, days: dict[str, tuple[date, date]], schema: DatasetSchema, folder: Path
+) -> dict[str, Any]:
+    report = {split: split_report(pl.scan_parquet(schema.split_path(folder, split)), schema.tasks) for split in SPLITS}
+    return {
+        "source": "event_log",
+        "events": str(log.folder),
+        "fingerprint": log.fingerprint(),
+        "log_start": log.log_start.isoformat(),
+        "log_end": log.log_end.isoformat(),
+        "split_days": {
+            split: {"first": first.isoformat(), "last": last.isoformat()} for split, (first, last) in days.items()
+        },
+        "rows": {split: report[split]["rows"] for split in SPLITS},
+        "rates": {split: report[split]["tasks"] for split in SPLITS},
+        "config": asdict(config),
+    }
