@@ -208,6 +208,7 @@ def check_every_split_encodes(folder: Path) -> DatasetSchema:
         assert encoded.dense.shape == (frame.height, len(schema.dense_features))
         assert labels.shape == masks.shape == (frame.height, len(schema.tasks))
         assert not np.isnan(encoded.dense).any() and not np.isnan(labels).any()
+        assert masks.flags.writeable  # torch.from_numpy warns on read-only arrays
         assert (encoded.sparse_ids >= 0).all() and (encoded.sparse_ids < sizes).all()
         assert masks.sum(axis=0).tolist() == [schema.metadata["labelled"][t.name][split] for t in schema.tasks]
         row_ids.append(frame[schema.row_id_column])

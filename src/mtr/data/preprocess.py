@@ -137,4 +137,4 @@ def encode_targets(frame: pl.DataFrame, schema: DatasetSchema, table: str = "inp
         for t in schema.tasks
     ).to_numpy()
     labels = frame.select(pl.col(t.label_column).cast(pl.Float32).fill_null(0.0).alias(t.name) for t in schema.tasks)
-    return np.ascontiguousarray(labels.to_numpy() * masks, dtype=np.float32), np.ascontiguousarray(masks, np.float32)
+    return np.ascontiguousarray(labels.to_numpy() * masks, dtype=np.float32), np.array(masks, np.float32, order="C")
