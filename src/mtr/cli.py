@@ -30,8 +30,19 @@ def _commands() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the `mtr` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the `mtr` console script: bad input exits with status 2 and a one-line reason."""
+    from mtr.errors import InputError
+
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except InputError as error:
+        if argv is not None:  # called from Python: let the caller see the exception
+            raise
+        print(f"mtr: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _dispatch(argv: list[str]) -> Any:
     if argv and argv[0] in TRAINING_SUBCOMMANDS:
         from mtr.training.cli import run_training_cli
 
