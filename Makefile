@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data clean
+.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data reproduce-ab clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,12 @@ bench-build: $(STAMP)
 
 bench-data: $(STAMP)
 	$(BIN)/python scripts/bench_data.py
+
+# A/B analyses of the public experiments: experiments/ab_*/results/ (README.md, results.json, plots).
+reproduce-ab: $(STAMP)
+	for name in cookie_cats hillstrom social_pressure; do \
+		$(BIN)/mtr ab analyze --config experiments/ab_$$name/config.yaml --out experiments/ab_$$name/results || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

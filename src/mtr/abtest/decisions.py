@@ -129,7 +129,8 @@ def decide(
         return "do not ship", f"primary metric(s) significantly worse: {', '.join(worse)}"
     unproven = [g.metric for g in guardrails if g.status != "pass"]
     if better and not unproven:
-        return "ship", f"significantly better on {', '.join(better)}; every guardrail non-inferior"
+        checked = "every guardrail non-inferior" if guardrails else "no guardrails configured"
+        return "ship", f"significantly better on {', '.join(better)}; {checked}"
     if better:
         return "inconclusive", f"better on {', '.join(better)}, but not shown non-inferior on {', '.join(unproven)}"
     return "inconclusive", "no primary metric moved significantly"

@@ -29,8 +29,8 @@ def summary_table(result: AnalysisResult) -> pl.DataFrame:
                 "kind": "mean" if r.metric.column is not None else "ratio",
                 "n_control": r.n_control,
                 "n_treatment": r.n_treatment,
-                "control": e.control,
-                "treatment": e.treatment,
+                "control": r.unadjusted.control,
+                "treatment": r.unadjusted.treatment,
                 "abs_diff": e.abs_diff,
                 "abs_ci_low": e.abs_ci[0],
                 "abs_ci_high": e.abs_ci[1],
@@ -42,6 +42,10 @@ def summary_table(result: AnalysisResult) -> pl.DataFrame:
                 "p_bh": r.p_bh,
                 "significant": r.significant,
                 "cuped_variance_reduction": r.variance_reduction,
+                "abs_diff_unadjusted": r.unadjusted.abs_diff,
+                "abs_ci_low_unadjusted": r.unadjusted.abs_ci[0],
+                "abs_ci_high_unadjusted": r.unadjusted.abs_ci[1],
+                "p_value_unadjusted": r.unadjusted.p_value,
                 "mde": r.mde,
                 "guardrail": None if r.guardrail is None else r.guardrail.status,
             }
@@ -61,12 +65,17 @@ def markdown_summary(result: AnalysisResult) -> str:
         e = r.effect
         adjusted = r.p_holm if result.correction == "holm" else r.p_bh
         lines.append(
-            f"| {r.metric.name} | {r.arm} | {_num(e.control)} | {_num(e.treatment)} | "
+            f"| {r.metric.name} | {r.arm} | {_num(r.unadjusted.control)} | {_num(r.unadjusted.treatment)} | "
             f"{_num(e.abs_diff, True)} [{_num(e.abs_ci[0], True)}, {_num(e.abs_ci[1], True)}] | "
             f"{_pct(e.rel_diff)} [{_pct(e.rel_ci[0])}, {_pct(e.rel_ci[1])}] | {_p(e.p_value)} | "
             f"{_p(adjusted)}{' *' if r.significant else ''} | {_pct(r.variance_reduction, False)} | "
             f"{_num(r.mde)} | {_guardrail(r)} |"
         )
+    lines += [
+        "",
+        "Control and treatment are plain means (or ratios of sums); differences, intervals and p-values are "
+        "CUPED-adjusted where a variance reduction is shown.",
+    ]
     lines += ["", "| arm | decision | reason |", "|---|---|---|"]
     lines += [f"| {arm} | **{d}** | {why} |" for arm, (d, why) in result.decisions.items()]
     srm = result.sample_ratio
@@ -98,7 +107,9 @@ def forest_plot(result: AnalysisResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
     for y, r in enumerate(reversed(rows)):
         e = r.effect
-        colour = "tab:green" if r.significant else ("tab:orange" if r.guardrail is not None else "tab:gray")
+        better = (e.abs_diff > 0) == (r.metric.better == "higher")
+        colour = ("tab:green" if better else "tab:red") if r.significant else "tab:gray"
+        colour = "tab:orange" if r.guardrail is not None else colour
         ax.errorbar(
             100 * e.rel_diff,
             y,
@@ -110,7 +121,7 @@ def forest_plot(result: AnalysisResult, path: Path) -> None:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(rows)), [f"{r.metric.name} | {r.arm}" for r in reversed(rows)])
     ax.set_xlabel(f"relative difference against {result.control} (%), {1 - result.alpha:.0%} CI")
-    ax.set_title("green: significant after correction; orange: guardrail")
+    ax.set_title("green / red: significantly better / worse after correction; orange: guardrail", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
