@@ -16,7 +16,7 @@ TRAINING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 def _commands() -> dict[str, Any]:
     """Subcommand name -> typed function (or a nested dict of them). Imports stay light: no torch here."""
-    from mtr.abtest.commands import ab_analyze, ab_simulate
+    from mtr.abtest.commands import ab_analyze, ab_plan, ab_simulate
     from mtr.data.adapters.commands import prepare_commands
     from mtr.data.commands import build_dataset
     from mtr.sim.commands import simulate
@@ -25,7 +25,7 @@ def _commands() -> dict[str, Any]:
         "simulate": simulate,
         "build-dataset": build_dataset,
         "data": {"prepare": prepare_commands()},
-        "ab": {"analyze": ab_analyze, "simulate": ab_simulate},
+        "ab": {"analyze": ab_analyze, "plan": ab_plan, "simulate": ab_simulate},
     }
 
 

@@ -47,3 +47,15 @@ def test_impossible_plans_fail_naming_the_problem():
         sample_size(1.0, 2.0, rho=1.0)
     with pytest.raises(InputError, match="non-zero"):
         sample_size(0.0, 2.0)
+
+
+def test_plan_command_prints_units_without_and_with_cuped(capsys):
+    from mtr.cli import main
+
+    main(["ab", "plan", "--baseline", "0.19", "--mde", "0.05", "--relative", "true", "--rho", "0.4"])
+    lines = capsys.readouterr().out.splitlines()
+    plain, cuped = sample_size_proportions(0.19, 0.0095), sample_size_proportions(0.19, 0.0095, rho=0.4)
+    assert lines[0].startswith(f"without CUPED: {plain:,.0f} control units")
+    assert lines[1].startswith(f"with CUPED (rho=0.4): {cuped:,.0f} control units")
+    with pytest.raises(InputError, match="exactly one of 'baseline'"):
+        main(["ab", "plan", "--mde", "0.1"])
