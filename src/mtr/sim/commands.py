@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mtr.errors import InputError
+from mtr.sim.config import WorldConfig
 
-def simulate(out: Path, users: int = 5000, days: int = 28, seed: int = 0) -> None:
-    """Simulate a messaging platform and write its raw event logs as Parquet.
+
+def simulate(out: Path, users: int = 5000, days: int = 28, seed: int = 0, world: WorldConfig = WorldConfig()) -> None:  # noqa: B008
+    """Simulate a messaging platform and write its raw event logs as Parquet, plus the truth.
+
+    Writes the event-log contract (`mtr.data.events`) and meta.json to `out`, and the latent traits and
+    true probabilities of the logged actions to `out/truth/` (read them with `mtr.sim.oracle.Oracle`).
 
     Args:
         out: output folder for the event logs.
         users: number of users.
         days: number of days with sending opportunities.
         seed: random seed; the same seed gives the same bytes.
+        world: the world's knobs (policy, task correlation, base rates, schedule); see `WorldConfig`.
     """
-    raise NotImplementedError("mtr simulate is being built")
+    if users < 1:
+        raise InputError(f"--users must be >= 1, got {users}")
+    if days < 1:
+        raise InputError(f"--days must be >= 1, got {days}")
+    from mtr.sim.writer import write_simulation  # numpy/polars work only when the command runs
+
+    figures = write_simulation(Path(out), users, days, seed, world)
+    print(f"simulated {users} users x {days} days (seed {seed}) -> {out}")
+    for name, value in figures.items():
+        print(f"  {name:36s} {value:.4f}" if isinstance(value, float) else f"  {name:36s} {value}")

@@ -1,0 +1,117 @@
+"""True probabilities of any action at any logged opportunity, holding the rest of the log fixed.
+
+`WorldTruth` is built once from the world, its users and catalog, and the logged sends; the simulator
+uses it for `truth/logged_probabilities.parquet` and to draw conversions and activity, the oracle for
+counterfactual actions. The label rules it matches are those of `mtr build-dataset`:
+engagement and unsubscribe within 48 h of the send; conversion in [t0, min(t0 + 7 d, next send,
+log_end)); retention active on any day d + 22 .. d + 28.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mtr.sim.catalog import Catalog
+from mtr.sim.config import RETENTION_DAYS, WorldConfig
+from mtr.sim.history import NO_SEND, SendHistory, neighbour_sends, recent_send_counts
+from mtr.sim.outcomes import (
+    SendOutcomes,
+    Sends,
+    activity_base,
+    activity_offsets,
+    conversion_probability,
+    organic_rate,
+    retention_probability,
+    retention_window,
+    send_outcomes,
+)
+from mtr.sim.population import Population
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    """True label probabilities of N (opportunity, action) pairs; engagement/unsubscribe nan for no send."""
+
+    engagement: np.ndarray
+    conversion: np.ndarray
+    retention: np.ndarray
+    unsubscribe: np.ndarray
+
+
+class WorldTruth:
+    """The outcome model bound to one logged history.
+
+    Args:
+        world: the world's config.
+        users: the population (with latent traits).
+        catalog: the message catalog.
+        history: the logged sends [U, D]; the log ends `world.follow_up_days` after the last day.
+    """
+
+    def __init__(self, world: WorldConfig, users: Population, catalog: Catalog, history: SendHistory) -> None:
+        self.world, self.users, self.catalog, self.history = world, users, catalog, history
+        n_users, days = history.hour.shape
+        self.days = days
+        self.log_end = float(days + world.follow_up_days)
+        user, day = np.nonzero(history.sent)
+        logged = self.send_outcomes(
+            user, day, history.message[user, day], history.channel[user, day], history.hour[user, day]
+        )
+        self.logged = logged
+        self.lift = np.zeros((n_users, days))
+        self.lift[user, day] = logged.lift
+        self.activity_effect = np.zeros((n_users, days))
+        self.activity_effect[user, day] = logged.activity_effect
+        self.next_send, self.previous_time, self.previous_lift = neighbour_sends(history, self.lift)
+        self.organic = organic_rate(world, users)
+        self.activity_base = activity_base(world, users)
+        self.offsets = activity_offsets(self.activity_effect, days + max(world.follow_up_days, RETENTION_DAYS[1] + 1))
+
+    def send_outcomes(
+        self, user: np.ndarray, day: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray
+    ) -> SendOutcomes:
+        """Outcome rates of N sends (user, day, message, channel, hour indices), fatigue from the log."""
+        recent, recent_channel = recent_send_counts(self.history, user, day, hour, channel)
+        sends = Sends(user, message, channel, hour, recent, recent_channel)
+        return send_outcomes(self.world, self.users, self.catalog, sends)
+
+    def evaluate(
+        self, user: np.ndarray, day: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray
+    ) -> Probabilities:
+        """True probabilities of the labels if the action (message, channel, hour) had been taken at
+        the opportunity (user, day), every other decision of the log unchanged.
+
+        Args:
+            user, day: [N] the opportunity (user index, opportunity day).
+            message, channel, hour: [N] the action (indices); -1 in all three for "send nothing".
+        """
+        is_send = message != NO_SEND
+        outcomes = self.send_outcomes(
+            user, day, np.where(is_send, message, 0), np.where(is_send, channel, 0), np.where(is_send, hour, 0)
+        )
+        start = day + np.where(is_send, hour, 0) / 24.0
+        conversion = conversion_probability(
+            start,
+            np.where(is_send, outcomes.lift, 0.0),
+            self.organic[user],
+            self.next_send[user, day],
+            self.previous_time[user, day],
+            np.where(is_send, 0.0, self.previous_lift[user, day]),
+            self.log_end,
+        )
+        delta = np.where(is_send, outcomes.activity_effect, 0.0) - self.activity_effect[user, day]
+        retention = retention_probability(self.activity_base[user], retention_window(self.offsets, user, day), delta)
+        return Probabilities(
+            engagement=np.where(is_send, outcomes.p_engagement, np.nan),
+            conversion=conversion,
+            retention=retention,
+            unsubscribe=np.where(is_send, outcomes.p_unsubscribe, np.nan),
+        )
+
+    def logged_probabilities(self) -> Probabilities:
+        """[U * D] truth of the logged actions, in (day, user) order (the order of opportunity ids)."""
+        day, user = (grid.ravel() for grid in np.indices((self.days, len(self.users.user_id))))
+        h = self.history
+        return self.evaluate(user, day, h.message[user, day], h.channel[user, day], h.hour[user, day])
