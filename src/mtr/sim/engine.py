@@ -62,8 +62,19 @@ def start_of(world: WorldConfig) -> int:
     return int(datetime.fromisoformat(world.start_date).replace(tzinfo=UTC).timestamp()) * 1_000_000
 
 
-def run_days(rng: np.random.Generator, n_users: int, days: int, world: WorldConfig) -> SimulatedLog:
-    """Draw users and catalog, then run the policy and the send outcomes day by day."""
+def run_days(
+    rng: np.random.Generator,
+    n_users: int,
+    days: int,
+    world: WorldConfig,
+    variant: WorldConfig | None = None,
+    in_variant: np.ndarray | None = None,
+) -> SimulatedLog:
+    """Draw users and catalog, then run the policy and the send outcomes day by day.
+
+    For an online A/B test, the users where `in_variant` [n_users] is True are decided by the policy
+    of `variant` (a world differing only in its policy knobs); the outcome model stays `world`'s.
+    """
     start_us = start_of(world)
     users = make_population(rng, n_users, world, start_us - PRE_PERIOD_DAYS * DAY_US)
     catalog = make_catalog(rng, world, days)
@@ -75,6 +86,10 @@ def run_days(rng: np.random.Generator, n_users: int, days: int, world: WorldConf
     everyone = np.arange(n_users)
     for day in range(days):
         decision = decide(world, users, catalog, history, unsubscribe_day, everyone, day)
+        if variant is not None and in_variant is not None:
+            rows = np.nonzero(in_variant)[0]
+            tested = decide(variant, users, catalog, history, unsubscribe_day, rows, day)
+            decision.probabilities[rows] = tested.probabilities
         choice = sample_actions(decision.probabilities, rng.random(n_users))
         propensity[:, day] = decision.probabilities[everyone, choice]
         senders = np.nonzero(choice > 0)[0]
