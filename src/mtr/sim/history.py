@@ -78,7 +78,7 @@ def sends_before_day(history: SendHistory, day: int) -> np.ndarray:
 
 
 def cooldown_blocked(
-    history: SendHistory, users: np.ndarray, day: int, hour: np.ndarray, channel: np.ndarray
+    history: SendHistory, users: np.ndarray, day: np.ndarray, hour: np.ndarray, channel: np.ndarray
 ) -> np.ndarray:
     """Frequency cap: a channel is used at most once per 48 h per user.
 
@@ -86,20 +86,21 @@ def cooldown_blocked(
     come from that send, so the unsubscribe label's truth is exactly the send's own probability.
 
     Args:
-        users: [N] user indices; day: the decision day; hour, channel: [A] candidate actions.
+        users, day: [N] user indices and decision days.
+        hour, channel: candidate actions, broadcastable to [N, K] (e.g. [1, A] for all actions of a
+            day, [N, 1] for one action per row).
 
     Returns:
-        [N, A] bool, True where the candidate is blocked.
+        [N, K] bool, True where the candidate is blocked.
     """
-    blocked = np.zeros((len(users), len(hour)), dtype=bool)
+    blocked = np.zeros(np.broadcast_shapes((len(users), 1), np.shape(hour), np.shape(channel)), dtype=bool)
     full_days = -(-LABEL_WINDOW_HOURS // 24)  # a send on day d-k (k < this) is always < 48 h before
     for back in range(1, full_days + 1):
-        if day - back < 0:
-            break
-        past_channel = history.channel[users, day - back][:, None]
-        past_hour = history.hour[users, day - back][:, None]
-        too_close = (day - back) * 24 + past_hour + LABEL_WINDOW_HOURS > day * 24 + hour[None, :]
-        blocked |= (past_channel == channel[None, :]) & too_close
+        past = day - back
+        safe = np.maximum(past, 0)
+        past_channel = np.where(past >= 0, history.channel[users, safe], NO_SEND)[:, None]
+        too_close = (past * 24 + history.hour[users, safe] + LABEL_WINDOW_HOURS)[:, None] > (day * 24)[:, None] + hour
+        blocked |= (past_channel == channel) & too_close
     return blocked
 
 
@@ -133,23 +134,26 @@ def neighbour_sends(history: SendHistory, lift: np.ndarray) -> tuple[np.ndarray,
 def eligible_mask(
     history: SendHistory,
     users: np.ndarray,
-    day: int,
+    day: np.ndarray,
     can_push: np.ndarray,
     unsubscribe_day: np.ndarray,
     channel: np.ndarray,
     hour: np.ndarray,
 ) -> np.ndarray:
-    """Which send actions each user can receive at the decision of `day`.
+    """Which send actions each user can receive at the decision of its day.
 
     A channel is out if the user cannot receive it (web: no push), left it before this day, or got a
     send on it less than 48 h before the candidate send.
 
     Args:
-        users: [N] user indices; can_push: [N] bool; unsubscribe_day: [N, 3] day each channel was left
-            (NEVER if not); channel, hour: [A] candidate actions.
+        users, day: [N] user indices and decision days; can_push: [N] bool; unsubscribe_day: [N, 3]
+            day each channel was left (NEVER if not).
+        channel, hour: candidate actions, broadcastable to [N, K].
 
     Returns:
-        [N, A] bool.
+        [N, K] bool.
     """
-    reachable = np.stack([can_push, np.ones_like(can_push), np.ones_like(can_push)], 1) & (unsubscribe_day >= day)
-    return reachable[:, channel] & ~cooldown_blocked(history, users, day, hour, channel)
+    reachable = np.stack([can_push, np.ones_like(can_push), np.ones_like(can_push)], 1)
+    reachable &= unsubscribe_day >= day[:, None]
+    blocked = cooldown_blocked(history, users, day, hour, channel)
+    return np.take_along_axis(reachable, np.broadcast_to(channel, blocked.shape), 1) & ~blocked

@@ -107,7 +107,8 @@ def decide(
     """
     message, channel, hour = catalog.actions(day, world.hours)
     can_push = users.platform[rows] != PLATFORMS.index("web")
-    eligible = eligible_mask(history, rows, day, can_push, unsubscribe_day[rows], channel, hour)
+    days = np.full(len(rows), day)
+    eligible = eligible_mask(history, rows, days, can_push, unsubscribe_day[rows], channel[None, :], hour[None, :])
     scores = heuristic_scores(users, rows, catalog, message, channel, hour)
     recent = sends_before_day(history, day)[rows]
     return Decision(message, channel, hour, eligible, action_probabilities(world, scores, eligible, recent))
