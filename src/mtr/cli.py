@@ -29,12 +29,12 @@ def _commands() -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the `mtr` console script: bad input exits with status 2 and a one-line reason."""
     from mtr.errors import InputError
 
     try:
-        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+        _dispatch(list(sys.argv[1:] if argv is None else argv), from_python=argv is not None)
     except InputError as error:
         if argv is not None:  # called from Python: let the caller see the exception
             raise
@@ -42,11 +42,11 @@ def main(argv: list[str] | None = None) -> Any:
         raise SystemExit(2) from None
 
 
-def _dispatch(argv: list[str]) -> Any:
+def _dispatch(argv: list[str], from_python: bool) -> Any:
     if argv and argv[0] in TRAINING_SUBCOMMANDS:
         from mtr.training.cli import run_training_cli
 
-        return run_training_cli(argv)
+        return run_training_cli(argv if from_python else None)
     from jsonargparse import auto_cli
 
     commands: dict[str, Callable[..., Any] | dict[str, Any]] = _commands()

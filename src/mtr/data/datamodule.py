@@ -6,6 +6,7 @@ then index slices, so there is no per-row Python in the loop.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from mtr.data.preprocess import encode_features, encode_targets
 from mtr.errors import InputError
-from mtr.schema import DatasetSchema
+from mtr.io import sha256_file
+from mtr.schema import SCHEMA_FILE, DatasetSchema
 
 
 @dataclass
@@ -153,6 +155,15 @@ class MessagingDataModule(pl.LightningDataModule):
         self.shuffle_seed = torch.initial_seed() % 2**31 if shuffle_seed is None else shuffle_seed
         self.datasets: dict[str, TableDataset] = {}
         self.save_hyperparameters()
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over schema.json and the split files: which data a run saw."""
+        digest = hashlib.sha256((self.path / SCHEMA_FILE).read_bytes())
+        for name in sorted(self.schema.splits):
+            path = self.schema.split_path(self.path, name)
+            digest.update(sha256_file(path).encode() if path.exists() else b"missing")
+        return digest.hexdigest()
 
     def split(self, name: str) -> TableDataset:
         """The split's tensors, read on first use."""

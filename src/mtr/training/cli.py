@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger
 
@@ -27,12 +27,19 @@ class SaveRunConfig(SaveConfigCallback):
         folder = Path(trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         data = trainer.datamodule
-        fingerprint = data.schema.metadata.get("fingerprint") if data is not None else None
-        save_run_info(folder, self.config.get("seed_everything"), fingerprint)
+        save_run_info(folder, self.config.get("seed_everything"), data.fingerprint if data is not None else None)
 
 
 class MtrCLI(LightningCLI):
-    """LightningCLI with the dataset's schema linked into the model and mtr's run-folder conventions."""
+    """LightningCLI with the dataset's schema linked into the model and mtr's run-folder conventions.
+
+    Args:
+        extra_callbacks: callbacks added by Python callers (benchmarks, sweeps) on top of the config's.
+    """
+
+    def __init__(self, *args: Any, extra_callbacks: list[Callback] | None = None, **kwargs: Any) -> None:
+        self.extra_callbacks = extra_callbacks or []
+        super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.schema", "model.schema", apply_on="instantiate")
@@ -59,17 +66,18 @@ class MtrCLI(LightningCLI):
         root = Path(config.trainer.default_root_dir or "runs/default")
         if config.trainer.logger in (None, True):
             kwargs["logger"] = self._loggers(root, bool(config.wandb))
-        extra = [RngState()]
+        extra = [RngState(), *self.extra_callbacks]
         if self.subcommand == "predict":
             data = self.datamodule
             path = config.predictions or root / "predictions" / f"{data.predict_split}.parquet"
             extra.append(PredictionParquetWriter(path, data.schema.task_names, data.schema.row_id_column))
-        kwargs["callbacks"] = [*kwargs.get("callbacks", []), *extra]
+        configured = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        kwargs["callbacks"] = [*configured, *kwargs.get("callbacks", []), *extra]
         return super().instantiate_trainer(**kwargs)
 
 
-def run_training_cli(argv: list[str]) -> MtrCLI:
-    """Run a LightningCLI subcommand; argv starts with fit, validate, test or predict."""
+def run_training_cli(argv: list[str] | None, extra_callbacks: list[Callback] | None = None) -> MtrCLI:
+    """Run a LightningCLI subcommand; argv (None: sys.argv) starts with fit, validate, test or predict."""
     return MtrCLI(
         MultiTaskModule,
         MessagingDataModule,
@@ -78,4 +86,5 @@ def run_training_cli(argv: list[str]) -> MtrCLI:
         trainer_defaults={"default_root_dir": "runs/default", "use_distributed_sampler": False},
         args=argv,
         auto_configure_optimizers=False,
+        extra_callbacks=extra_callbacks,
     )
