@@ -41,7 +41,7 @@ class Decomposition:
     Attributes:
         name: the product metric's name.
         arm: the treatment arm.
-        control: the product in control (the last numerator per unit).
+        control: the product in control (the last numerator per unit, or per the first denominator).
         treatment: the product in the treatment arm.
         rel_lift: treatment / control - 1 of the product.
         factors: each factor's lift and share, in chain order.

@@ -127,17 +127,30 @@ def forest_plot(result: AnalysisResult, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(result: AnalysisResult, folder: Path, title: str, description: str, command: str) -> None:
-    """Write summary.csv, summary.md, forest.png, results.json and README.md into `folder`."""
+def write_report(
+    result: AnalysisResult,
+    folder: Path,
+    title: str,
+    description: str,
+    command: str,
+    extra: dict[str, Any] | None = None,
+    extra_markdown: str = "",
+) -> None:
+    """Write summary.csv, summary.md, forest.png, results.json and README.md into `folder`.
+
+    Args:
+        extra: more figures for results.json (for example a simulated test's one-step estimates).
+        extra_markdown: a section appended to README.md.
+    """
     table = summary_table(result)
     table.write_csv(folder / "summary.csv")
     summary = markdown_summary(result)
     (folder / "summary.md").write_text(summary)
     forest_plot(result, folder / "forest.png")
-    payload: dict[str, Any] = {"title": title, "command": command, **result.to_dict()}
+    payload: dict[str, Any] = {"title": title, "command": command, **result.to_dict(), **(extra or {})}
     write_json(folder / "results.json", payload)
     readme = [f"# {title}", "", description.strip(), "", "Command:", "", "```", command, "```", "", summary]
-    readme += ["![forest plot](forest.png)", ""]
+    readme += ["![forest plot](forest.png)", "", extra_markdown]
     (folder / "README.md").write_text("\n".join(readme))
 
 

@@ -6,10 +6,12 @@ misspelt field fails naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 from mtr.errors import InputError
+from mtr.sim.config import WorldConfig
 
 Role = Literal["primary", "secondary", "guardrail"]
 Correction = Literal["holm", "fdr_bh"]
@@ -82,9 +84,9 @@ class DecompositionSpec:
 
     Args:
         name: name of the product in the report.
-        factors: metric names in chain order; the first is per unit (a mean metric or a ratio over
-            units), and each later factor's denominator is the previous factor's numerator, so that
-            the product telescopes to the last numerator per unit.
+        factors: metric names in chain order; each factor's denominator is the previous factor's
+            numerator, so that the product telescopes to the last numerator per unit (or per the
+            first factor's denominator when the first factor is a ratio).
     """
 
     name: str
@@ -102,11 +104,6 @@ def check_chain(decomposition: DecompositionSpec, metrics: dict[str, MetricSpec]
     if missing:
         raise InputError(f"decomposition '{decomposition.name}': unknown metrics {missing} (metrics: {list(metrics)})")
     factors = [metrics[f] for f in decomposition.factors]
-    if factors[0].column is None and factors[0].denominator is not None:
-        raise InputError(
-            f"decomposition '{decomposition.name}': the first factor '{factors[0].name}' must be per unit "
-            "(a 'column' metric)"
-        )
     for previous, factor in zip(factors, factors[1:], strict=False):
         if factor.denominator != previous.value_column:
             raise InputError(
@@ -114,3 +111,28 @@ def check_chain(decomposition: DecompositionSpec, metrics: dict[str, MetricSpec]
                 f"{factor.denominator!r}, expected the previous factor's numerator {previous.value_column!r}"
             )
     return factors
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """The variant policy: the logging policy with some of its knobs changed (None = unchanged).
+
+    Args:
+        exploration: share of each decision spread uniformly over eligible actions.
+        none_share: probability that the greedy part sends nothing.
+        policy_temperature: softmax temperature over the send actions.
+        policy_id: the variant's name.
+    """
+
+    exploration: float | None = None
+    none_share: float | None = 0.3
+    policy_temperature: float | None = None
+    policy_id: str = "variant"
+
+    def apply(self, world: WorldConfig) -> WorldConfig:
+        """The world with this policy; its outcome model is the same."""
+        changes = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        variant = dataclasses.replace(world, **changes)
+        if variant == dataclasses.replace(world, policy_id=self.policy_id):
+            raise InputError("variant: the policy change leaves every policy knob as it is; nothing to test")
+        return variant
