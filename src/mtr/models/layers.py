@@ -50,7 +50,10 @@ class BatchedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: [B, in] (one input shared by all networks) or [n, B, in]. Returns [n, B, out]."""
         if x.dim() == 2:
-            return torch.einsum("bi,nio->nbo", x, self.weight) + self.bias
+            # One [B, in] x [in, n * out] matmul: much faster on CPU than a broadcast bmm or einsum.
+            n, in_dim, out_dim = self.weight.shape
+            flat = self.weight.permute(1, 0, 2).reshape(in_dim, n * out_dim)
+            return (x @ flat).view(-1, n, out_dim).transpose(0, 1) + self.bias
         return torch.baddbmm(self.bias, x, self.weight)
 
 
