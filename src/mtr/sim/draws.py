@@ -94,7 +94,7 @@ def engagement_frame(log: SimulatedLog, rng: np.random.Generator) -> pl.DataFram
             "kind": kind,
         }
     )
-    return _before_end(frame, log).sort("ts", "opportunity_id", "kind")
+    return _before_end(frame, log).sort("ts", "opportunity_id", "kind", maintain_order=True)
 
 
 def unsubscribe_frame(log: SimulatedLog, rng: np.random.Generator) -> pl.DataFrame:
@@ -108,7 +108,7 @@ def unsubscribe_frame(log: SimulatedLog, rng: np.random.Generator) -> pl.DataFra
             "ts": _timestamps(ts),
         }
     )
-    return _before_end(frame, log).sort("ts", "user_id")
+    return _before_end(frame, log).sort("ts", "user_id", maintain_order=True)
 
 
 def conversion_frame(log: SimulatedLog, rng: np.random.Generator) -> pl.DataFrame:
@@ -141,7 +141,7 @@ def conversion_frame(log: SimulatedLog, rng: np.random.Generator) -> pl.DataFram
             "value": value,
         }
     )
-    return frame.sort("ts", "user_id")
+    return frame.sort("ts", "user_id", maintain_order=True)
 
 
 def activity_frame(log: SimulatedLog, rng: np.random.Generator) -> pl.DataFrame:

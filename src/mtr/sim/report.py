@@ -22,25 +22,24 @@ def task_logit_correlation(truth: pl.DataFrame) -> np.ndarray:
 
 
 def summary(tables: dict[str, pl.DataFrame], truth: pl.DataFrame) -> dict[str, float | int]:
-    """Row counts and base rates: per-send engagement/unsubscribe, per-row conversion/retention truth."""
+    """Row counts and base rates: per-send engagement/unsubscribe, per-row conversion/retention truth.
+
+    Means are taken with numpy in row order (polars' parallel aggregations may differ in the last bit),
+    so that meta.json is byte-identical for the same seed.
+    """
     opportunities = tables["opportunities"]
-    sends = opportunities.filter(pl.col("channel") != "none")
+    channel = opportunities["channel"].to_numpy()
+    n_sends = max(int((channel != "none").sum()), 1)
     figures: dict[str, float | int] = {f"rows_{name}": frame.height for name, frame in tables.items()}
-    figures["send_share"] = sends.height / max(opportunities.height, 1)
+    figures["send_share"] = n_sends / max(opportunities.height, 1)
     engaged = tables["engagements"].filter(pl.col("kind") == "open")["opportunity_id"].n_unique()
-    figures["engagement_per_send"] = engaged / max(sends.height, 1)
-    figures["unsubscribe_per_send"] = tables["unsubscribes"].height / max(sends.height, 1)
+    figures["engagement_per_send"] = engaged / n_sends
+    figures["unsubscribe_per_send"] = tables["unsubscribes"].height / n_sends
     for task in TASKS:
-        figures[f"mean_true_{task}"] = float(truth[f"p_{task}"].mean() or 0.0)
-    for channel, rate in (
-        sends.join(truth, on="opportunity_id")
-        .group_by("channel")
-        .agg(pl.col("p_engagement").mean())
-        .sort("channel")
-        .rows()
-    ):
-        figures[f"mean_true_engagement_{channel}"] = float(rate)
+        figures[f"mean_true_{task}"] = float(np.nanmean(truth[f"p_{task}"].to_numpy().astype(float)))
+    engagement = truth["p_engagement"].to_numpy().astype(float)  # rows in opportunity order, like `channel`
+    for name in np.unique(channel[channel != "none"]):
+        figures[f"mean_true_engagement_{name}"] = float(engagement[channel == name].mean())
     correlation = task_logit_correlation(truth)
-    off_diagonal = correlation[~np.eye(4, dtype=bool)]
-    figures["mean_abs_task_logit_correlation"] = float(np.abs(off_diagonal).mean())
-    return figures
+    figures["mean_abs_task_logit_correlation"] = float(np.abs(correlation[~np.eye(4, dtype=bool)]).mean())
+    return {name: round(value, 6) if isinstance(value, float) else value for name, value in figures.items()}
