@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -130,3 +131,26 @@ def test_command_line_overrides_reach_the_world(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--users"):
         main(["simulate", "--users", "0", "--out", str(tmp_path / "none")])
     assert not (tmp_path / "none").exists()
+
+
+def test_default_yaml_is_the_default_world(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[2] / "configs" / "sim" / "default.yaml"
+    out = tmp_path / "events"
+    main(
+        [
+            "simulate",
+            "--config",
+            str(config),
+            "--users",
+            "40",
+            "--days",
+            "2",
+            "--out",
+            str(out),
+            "--world.hours",
+            "[9, 20]",
+        ]
+    )
+    world = json.loads((out / META_FILE).read_text())["config"]["world"]
+    assert world == {**dataclasses.asdict(WorldConfig()), "hours": [9, 20]}
+    assert set(pl.read_parquet(out / "opportunities.parquet")["hour"].drop_nulls().to_list()) <= {9, 20}
