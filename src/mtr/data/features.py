@@ -19,7 +19,7 @@ from typing import Literal
 
 import polars as pl
 
-from mtr.data.asof import KEY, ONE_PER_INSTANT, cumulative_before, window_counts
+from mtr.data.asof import KEY, ONE_PER_INSTANT, cumulative_table, lookup_before, window_counts
 from mtr.schema import CHANNELS
 
 WINDOWS_DAYS = (7, 28)
@@ -74,24 +74,34 @@ def opportunity_features(
         opportunity.
     """
     ts = pl.col("ts")
+    day = ts.dt.date()
     sends = opportunities.filter(pl.col("send_ts").is_not_null())
     by_channel = {c: (pl.col("channel") == c).sum().cast(pl.Int64) for c in CHANNELS}
+    lookbacks = {f"{w}d": ts - timedelta(days=w) for w in WINDOWS_DAYS}
+    unsubscribed = {f"unsubscribed_{c}": by_channel[c] for c in CHANNELS}
     history = [
-        *_windows(opportunities, sends, "send_ts", by_channel, ts, "sends"),
-        *_windows(opportunities, engagements, "ts", by_channel, ts, "engagements"),
+        window_counts(opportunities, sends, "send_ts", _prefixed("sends", by_channel), ts, lookbacks),
         window_counts(
             opportunities,
-            conversions,
+            engagements,
             "ts",
-            {"conversions_28d": pl.len().cast(pl.Int64)},
-            ts - timedelta(days=28),
+            _prefixed("engagements", by_channel),
             ts,
+            lookbacks,
+            last_time="last_engagement_ts",
         ),
-        *_windows(opportunities, activity, "date", {"": ONE_PER_INSTANT}, ts.dt.date(), "active_days"),
-        cumulative_before(opportunities, ts, engagements, "ts", {}, last_time="last_engagement_ts"),
-        cumulative_before(
-            opportunities, ts, unsubscribes, "ts", {f"unsubscribed_{c}": by_channel[c] for c in CHANNELS}
+        window_counts(
+            opportunities, conversions, "ts", {"conversions": pl.len().cast(pl.Int64)}, ts, {"28d": lookbacks["28d"]}
         ),
+        window_counts(
+            opportunities,
+            activity,
+            "date",
+            {"active_days": ONE_PER_INSTANT},
+            day,
+            {f"{w}d": day - timedelta(days=w) for w in WINDOWS_DAYS},
+        ),
+        lookup_before(opportunities, ts, cumulative_table(unsubscribes, "ts", unsubscribed), list(unsubscribed)),
     ]
     frame = opportunities.join(users, on="user_id", how="left").join(messages, on="message_id", how="left")
     for part in history:
@@ -109,17 +119,5 @@ def opportunity_features(
     )
 
 
-def _windows(
-    rows: pl.LazyFrame,
-    events: pl.LazyFrame,
-    on: str,
-    totals: dict[str, pl.Expr],
-    end: pl.Expr,
-    prefix: str,
-) -> list[pl.LazyFrame]:
-    """Counts over [end - W days, end) for each W in WINDOWS_DAYS, named `{prefix}_{total}_{W}d`."""
-    frames = []
-    for days in WINDOWS_DAYS:
-        named = {"_".join(filter(None, (prefix, key, f"{days}d"))): expr for key, expr in totals.items()}
-        frames.append(window_counts(rows, events, on, named, end - timedelta(days=days), end))
-    return frames
+def _prefixed(prefix: str, totals: dict[str, pl.Expr]) -> dict[str, pl.Expr]:
+    return {f"{prefix}_{name}": expr for name, expr in totals.items()}

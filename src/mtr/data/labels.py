@@ -101,7 +101,7 @@ def _conversion(rows: pl.LazyFrame, sends: pl.LazyFrame, conversions: pl.LazyFra
         conversion_end=pl.min_horizontal(pl.col("t0") + CONVERSION_WINDOW, "next_send_ts")
     )
     totals = {"conversions": pl.len().cast(pl.Int64), "conversion_value": pl.col("value").sum()}
-    counted = window_counts(windows, conversions, "ts", totals, pl.col("t0"), pl.col("conversion_end"))
+    counted = window_counts(windows, conversions, "ts", totals, pl.col("conversion_end"), {"": pl.col("t0")})
     return windows.select(KEY, "conversion_end").join(counted, on=KEY)
 
 
@@ -112,7 +112,7 @@ def _retention(rows: pl.LazyFrame, activity: pl.LazyFrame) -> pl.LazyFrame:
     days = rows.with_columns(retention_day=day.dt.offset_by(f"{last}d"))
     totals = {"active_days": ONE_PER_INSTANT}
     counted = window_counts(
-        days, activity, "date", totals, day.dt.offset_by(f"{first}d"), day.dt.offset_by(f"{last + 1}d")
+        days, activity, "date", totals, day.dt.offset_by(f"{last + 1}d"), {"": day.dt.offset_by(f"{first}d")}
     )
     return days.select(KEY, "retention_day").join(counted, on=KEY)
 
