@@ -45,6 +45,8 @@ class LossWeighting(nn.Module):
         schema: the dataset schema (task names and order).
     """
 
+    needs_shared_weight = False  # gradient-based strategies need the architecture's last shared layer
+
     def __init__(self, schema: DatasetSchema) -> None:
         super().__init__()
         self.task_names = schema.task_names
@@ -149,6 +151,8 @@ class GradNorm(LossWeighting):
         schema: the dataset schema.
         alpha: GradNorm's asymmetry; 0 equalises gradient norms, larger values favour slow tasks.
     """
+
+    needs_shared_weight = True
 
     def __init__(self, schema: DatasetSchema, alpha: float = 1.5) -> None:
         super().__init__(schema)

@@ -22,6 +22,7 @@ from torch import nn
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from mtr.data.datamodule import Batch
+from mtr.errors import InputError
 from mtr.schema import DatasetSchema
 from mtr.training.losses import FixedWeights, LossWeighting, masked_bce
 from mtr.training.metrics import GateUsage, Selection, channel_means, task_metrics
@@ -59,10 +60,18 @@ class MultiTaskModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         # The schema stays in the hyperparameters (useful to read back); callables are rebuilt from the config.
-        self.save_hyperparameters(ignore=["architecture", "loss_weighting", "optimizer", "scheduler"])
+        # Only plain values go into checkpoints, so that they load with torch.load(weights_only=True);
+        # the schema is kept as its JSON dict, and the callables are rebuilt from the saved config.
+        self.save_hyperparameters(ignore=["schema", "architecture", "loss_weighting", "optimizer", "scheduler"])
+        self.hparams["schema"] = schema.to_dict()
         self.schema = schema
         self.model = architecture(schema)
         self.loss_weighting = loss_weighting(schema)
+        if self.loss_weighting.needs_shared_weight and self._shared_weight() is None:
+            raise InputError(
+                f"loss_weighting {type(self.loss_weighting).__name__} needs an architecture with a shared layer "
+                f"(last_shared_weight); {type(self.model).__name__} has none"
+            )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.selection = Selection.parse(selection_metric, schema.task_names)
@@ -78,10 +87,17 @@ class MultiTaskModule(pl.LightningModule):
 
     # Training
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weighted training loss (scalar) and the per-task masked losses [T]."""
         logits = self.model(batch.sparse, batch.dense)
         task_losses, labelled = masked_bce(logits, batch.labels, batch.masks)
-        loss = self.loss_weighting(task_losses, labelled, getattr(self.model, "last_shared_weight", None))
+        return self.loss_weighting(task_losses, labelled, self._shared_weight()), task_losses
+
+    def _shared_weight(self) -> torch.Tensor | None:
+        return getattr(self.model, "last_shared_weight", None)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss, task_losses = self.compute_loss(batch)
         # Per-task losses are summed on device and logged once per epoch: no per-step host sync.
         self._train_loss_sum = self._train_loss_sum.to(loss.device) + task_losses.detach()
         self._train_steps += 1
