@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from mtr.sim.config import MESSAGE_TYPES, TASKS, TOPICS, WorldConfig
-from mtr.sim.population import CHANNEL_NAMES, DAY_US, TASK_SIGN
+from mtr.sim.population import CHANNEL_NAMES, DAY_US, mix_tasks
 
 QUALITY_SD = 0.3  # spread of a template's latent quality per task
 DISCOUNT_RATE = np.array([0.6, 0.05, 0.0, 0.1])  # chance of a discount, per message type
@@ -111,8 +111,7 @@ def make_catalog(rng: np.random.Generator, world: WorldConfig, days: int) -> Cat
     lonely = ~allowed.any(1)
     allowed[lonely, rng.integers(0, 3, m)[lonely]] = True
     shared, specific = rng.normal(0.0, QUALITY_SD, (m, 1)), rng.normal(0.0, QUALITY_SD, (m, 4))
-    rho = world.task_correlation
-    quality = np.sqrt(rho) * TASK_SIGN * shared + np.sqrt(1.0 - rho) * specific
+    quality = mix_tasks(world.task_correlation, shared, specific)
     # Campaigns recur: live for `length` days out of every `period`, at a random phase.
     duty = world.live_messages / m
     length = rng.integers(5, 15, m)

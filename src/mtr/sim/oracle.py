@@ -175,7 +175,10 @@ class Oracle:
             )
         return np.where(is_send, code, NO_ACTION)
 
-    def _eligible(self, user: np.ndarray, day: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray):
+    def _eligible(
+        self, user: np.ndarray, day: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray
+    ) -> np.ndarray:
+        """[N] whether each (opportunity, send action) was allowed: reachable channel, live template."""
         catalog = self.truth.catalog
         can_push = self.truth.users.platform[user] != PLATFORMS.index("web")
         reachable = eligible_mask(

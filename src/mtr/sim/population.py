@@ -39,6 +39,7 @@ PLATFORM_AFFINITY = np.array([[0.5, -0.1, 0.2], [0.3, 0.0, 0.1], [0.0, 0.3, 0.2]
 AGE_AFFINITY = np.array([[0.3, -0.4, 0.3], [0.2, -0.1, 0.2], [0.0, 0.1, 0.0], [-0.2, 0.3, -0.1], [-0.3, 0.5, -0.3]])
 COUNTRY_ENGAGEMENT = np.array([0.0, 0.1, -0.2, 0.3, 0.2])
 COUNTRY_PURCHASE = np.array([0.3, 0.2, 0.1, -0.2, -0.4])
+TRAIT_NAMES = ("engagement_propensity", "purchase_intent", "baseline_activity", "unsubscribe_proneness")
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,6 @@ class Population:
         )
 
 
-TRAIT_NAMES = ("engagement_propensity", "purchase_intent", "baseline_activity", "unsubscribe_proneness")
-
-
 def make_population(rng: np.random.Generator, n_users: int, world: WorldConfig, log_start_us: int) -> Population:
     """Draw `n_users` users whose latent traits depend on their observed attributes."""
     country = rng.choice(len(COUNTRIES), n_users, p=[0.35, 0.15, 0.15, 0.15, 0.2])
@@ -151,8 +149,8 @@ def make_population(rng: np.random.Generator, n_users: int, world: WorldConfig, 
     components = np.stack([_partly_observed(rng, h) for h in observed], 1)  # [N, 5]: shared, then TASKS
     interests = AGE_TOPIC[age][:, None, :] + rng.normal(0.0, INTEREST_SD, (n_users, 5, len(TOPICS)))
     interests = interests - AGE_TOPIC.mean(0)  # centre so that topic interests average about 0
-    drivers = _mix(world.task_correlation, components[:, :1], components[:, 1:])
-    interest = _mix(world.task_correlation, interests[:, :1], interests[:, 1:])
+    drivers = mix_tasks(world.task_correlation, components[:, :1], components[:, 1:])
+    interest = mix_tasks(world.task_correlation, interests[:, :1], interests[:, 1:])
     affinity = PLATFORM_AFFINITY[platform] + AGE_AFFINITY[age] + rng.normal(0.0, 0.4, (n_users, 3))
     fatigue = np.exp(rng.normal(0.0, 0.4, n_users) + 0.3 * (age == 4) + 0.2 * (plan == 0))
     preferred_hour = np.mod(AGE_HOUR[age] + rng.normal(0.0, 2.5, n_users), 24.0)
@@ -178,7 +176,11 @@ def _partly_observed(rng: np.random.Generator, observed: np.ndarray) -> np.ndarr
     return np.sqrt(OBSERVED_SHARE) * standard + np.sqrt(1 - OBSERVED_SHARE) * rng.standard_normal(len(observed))
 
 
-def _mix(rho: float, shared: np.ndarray, specific: np.ndarray) -> np.ndarray:
-    """Per-task mixture sqrt(rho) * sign_k * shared + sqrt(1 - rho) * specific_k along axis 1."""
+def mix_tasks(rho: float, shared: np.ndarray, specific: np.ndarray) -> np.ndarray:
+    """Per-task mixture sqrt(rho) * sign_k * shared + sqrt(1 - rho) * specific_k along axis 1.
+
+    Args:
+        shared: [N, 1, ...] the shared component; specific: [N, 4, ...] one component per task.
+    """
     sign = TASK_SIGN.reshape((1, 4) + (1,) * (specific.ndim - 2))
     return np.sqrt(rho) * sign * shared + np.sqrt(1.0 - rho) * specific
