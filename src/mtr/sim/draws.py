@@ -121,7 +121,8 @@ def conversion_frame(log: SimulatedLog, rng: np.random.Generator) -> pl.DataFram
     following = np.where(same_user_next, np.roll(start, -1), log.log_end_us)
     lifted_end = np.minimum(start + CONVERSION_WINDOW_US, following)
     first_send = np.full(len(log.users.user_id), log.log_end_us, dtype=np.int64)
-    first_send[user[::-1]] = start[::-1]  # the last write per user wins: its earliest send
+    senders, first = np.unique(user, return_index=True)  # `user` is sorted: first index = earliest send
+    first_send[senders] = start[first]
     organic = truth.organic
     segment_start = np.concatenate([np.full(len(first_send), log.log_start_us), start, lifted_end])
     segment_end = np.concatenate([first_send, lifted_end, following])
