@@ -50,18 +50,23 @@ def run_info(seed: int | None, data_fingerprint: str | None) -> dict[str, Any]:
 
 
 class RngState(pl.Callback):
-    """Keeps the Python, NumPy and torch RNG states in checkpoints so that a resumed run continues exactly."""
+    """Keeps the Python, NumPy and torch RNG states in checkpoints so that a resumed run continues exactly.
+
+    States are stored as tensors and plain Python values, so checkpoints load with weights_only=True.
+    """
 
     def state_dict(self) -> dict[str, Any]:
+        kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
         return {
             "python": random.getstate(),
-            "numpy": np.random.get_state(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss),
             "torch": torch.get_rng_state(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         random.setstate(state_dict["python"])
-        np.random.set_state(state_dict["numpy"])
+        kind, keys, position, has_gauss, cached_gauss = state_dict["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss))
         torch.set_rng_state(state_dict["torch"])
 
 
