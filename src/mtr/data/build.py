@@ -60,7 +60,7 @@ class BuildConfig:
     train_fraction: float = 0.7
     validation_fraction: float = 0.15
     partitions: int = 8
-    fit_rows: int = 2_000_000
+    fit_rows: int = 1_000_000
     days_since_cap: float = 60.0
     name: str = "event_log"
 

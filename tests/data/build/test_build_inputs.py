@@ -72,7 +72,7 @@ BAD_TABLES = {
     ),
     "duplicate opportunity": (
         _set("opportunities", "opportunity_id", 2),
-        "table 'opportunities' column 'opportunity_id': 2 row(s) are missing or duplicated",
+        "table 'opportunities' column 'opportunity_id': 1 row(s) are missing or repeat a key (first: 2)",
     ),
     "unknown user": (
         _set("opportunities", "user_id", 99),
