@@ -1,0 +1,172 @@
+"""`mtr tune`: two workers share a study, a restart resumes it, failed and pruned trials are kept, bad input named."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import is_dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import polars as pl
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from mtr.cli import main
+from mtr.errors import InputError
+from mtr.tuning.commands import tune
+from mtr.tuning.storage import open_storage
+from mtr.tuning.worker import CLAIMED, PrunerConfig, SamplerConfig, Sweep, run_worker
+
+# Tiny trials: two epochs of two batches of a small MMoE.
+TOY_TRAINING = {
+    "trainer": "configs/trainer/default.yaml",
+    "model": "configs/model/mmoe.yaml",
+    "data.batch_size": 256,
+    "trainer.max_epochs": 2,
+    "trainer.limit_train_batches": 2,
+    "trainer.log_every_n_steps": 1,
+    "model.architecture.init_args.embedding_dim": 4,
+}
+SPACE = {
+    "model.optimizer.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+    "model.architecture.init_args.n_experts": {"type": "int", "low": 1, "high": 3},
+    "model.architecture.init_args.expert_hidden": {"type": "categorical", "choices": ["[8]", "[16]"]},
+    "model.architecture.init_args.dropout": {"type": "float", "low": 0.0, "high": 0.2},
+    "model.loss_weighting.class_path": {
+        "type": "categorical",
+        "choices": ["mtr.training.losses.FixedWeights", "mtr.training.losses.UncertaintyWeighting"],
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config paths in the sweep are relative to the repository root, as when `mtr tune` runs there."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+
+
+def toy_sweep(toy_dataset: Path, root: Path, **kwargs: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "study_name": "toy",
+        "n_trials": 4,
+        "params": SPACE,
+        "train_overrides": {**TOY_TRAINING, "data.path": str(toy_dataset)},
+        "root": root,
+        "storage": f"sqlite:///{root / 'study.db'}",
+        "sampler": SamplerConfig(seed=0),
+        "pruner": PrunerConfig(name="none"),
+        "dry_run": False,
+    }
+    arguments.update(kwargs)
+    return arguments
+
+
+def run_tune(arguments: dict[str, Any]) -> dict[str, Any]:
+    """`mtr tune` through its command line, with the sweep in a YAML config like a user's."""
+    config = Path(arguments["root"]).with_suffix(".yaml")
+    plain = json.loads(json.dumps(arguments, default=lambda v: dataclasses.asdict(v) if is_dataclass(v) else str(v)))
+    config.write_text(yaml.safe_dump(plain, sort_keys=False))
+    main(["tune", "--config", str(config)])
+    return json.loads((Path(arguments["root"]) / "summary" / "best.json").read_text())
+
+
+def load(root: Path) -> optuna.Study:
+    return optuna.load_study(study_name="toy", storage=f"sqlite:///{root / 'study.db'}")
+
+
+def test_two_workers_share_one_study_and_a_restart_resumes_it(toy_dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    best = run_tune(toy_sweep(toy_dataset, root, workers=2, torch_threads=1))
+
+    trials = load(root).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4  # the study's target, not 2 x 4
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2 and f":{os.getpid()}" not in " ".join(workers)  # two spawned processes
+    for trial in trials:
+        assert (Path(trial.user_attrs["run_dir"]) / "config.yaml").is_file()
+        assert trial.user_attrs["run_dir"] == str(root / f"trial_{trial.number}")
+        assert 0.0 < trial.value <= 1.0  # best val/selection (mean AUC)
+    table = pl.read_csv(root / "summary" / "trials.csv")
+    assert table["number"].to_list() == [0, 1, 2, 3]
+    assert table["value"].max() == pytest.approx(best["best"]["value"])
+    assert best["best"]["params"] == trials[int(table["value"].arg_max())].params
+    assert best["n_trials"] == {"COMPLETE": 4}
+    assert "--model.optimizer.init_args.lr" in best["best"]["command"]
+
+    # Restarted with the same study name and storage and a larger target: one more trial, old ones kept.
+    run_tune(toy_sweep(toy_dataset, root, n_trials=5))
+    resumed = load(root).get_trials()
+    assert len(resumed) == 5 and resumed[4].state == TrialState.COMPLETE
+    assert [t.value for t in resumed[:4]] == [t.value for t in trials]
+    assert resumed[4].user_attrs["worker"].endswith(f":{os.getpid()}")
+    # At its target, a restarted sweep runs nothing and rewrites the same summary.
+    assert run_tune(toy_sweep(toy_dataset, root, n_trials=5))["n_trials"] == {"COMPLETE": 5}
+    assert len(load(root).get_trials()) == 5
+
+
+def test_running_trials_of_other_workers_count_towards_the_target(tmp_path: Path) -> None:
+    storage = f"journal:{tmp_path / 'journal.log'}"
+    study = optuna.create_study(storage=open_storage(storage), study_name="toy", direction="maximize")
+    study.ask()  # another worker's trial, still running
+    sweep = Sweep("toy", storage, n_trials=1, root=tmp_path, params=())
+    assert run_worker(sweep) == 0
+    assert len(study.get_trials(states=CLAIMED)) == 1
+
+
+def test_failed_trials_are_recorded_and_stop_a_worker(toy_dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    space = {"model.architecture.init_args.expert_hidden": {"type": "categorical", "choices": ["[wide]"]}}
+    with pytest.raises(RuntimeError, match=r"trials \[0, 1\] failed in a row"):
+        tune(**toy_sweep(toy_dataset, root, params=space, max_failures=2))
+    assert [t.state for t in load(root).get_trials()] == [TrialState.FAIL] * 2
+
+
+def test_pruned_trials_are_recorded(toy_dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    space = {"model.optimizer.init_args.lr": {"type": "categorical", "choices": [0.03, 1e-9]}}
+    storage = open_storage(f"sqlite:///{root / 'study.db'}")
+    study = optuna.create_study(storage=storage, study_name="toy", direction="maximize")
+    study.enqueue_trial({"model.optimizer.init_args.lr": 0.03})  # learns: sets the median
+    study.enqueue_trial({"model.optimizer.init_args.lr": 1e-9})  # does not learn: below the median at epoch 0
+    pruner = PrunerConfig("median", n_startup_trials=1, n_warmup_steps=0)
+    overrides = {**TOY_TRAINING, "data.path": str(toy_dataset), "trainer.limit_train_batches": 6}
+    summary = tune(**toy_sweep(toy_dataset, root, n_trials=2, params=space, pruner=pruner, train_overrides=overrides))
+    trials = load(root).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert list(trials[1].intermediate_values) == [0]  # stopped after its first validation
+    assert summary["n_trials"] == {"COMPLETE": 1, "PRUNED": 1}
+
+
+@pytest.mark.parametrize(
+    ("field", "spec", "named"),
+    [
+        ("model.optimizer.init_args.lr", {"type": "float", "low": 1e-4, "hihg": 1e-2}, "lr.hihg"),
+        ("model.optimizer.init_args.lr", {"type": "floats", "low": 1e-4, "high": 1e-2}, "lr.type"),
+        ("model.optimizer.init_args.lr", {"type": "float", "low": 0.0, "high": 1e-2, "log": True}, "lr.low"),
+        ("model.architecture.init_args.n_experts", {"type": "int", "low": 8, "high": 2}, "n_experts.low"),
+        ("model.architecture.init_args.n_experts", {"type": "int", "low": 1.5, "high": 4}, "n_experts.low"),
+        ("model.architecture.init_args.expert_hidden", {"type": "categorical", "choices": [[16]]}, "choices"),
+        ("model..lr", {"type": "float", "low": 1e-4, "high": 1e-2}, "model..lr"),
+    ],
+)
+def test_a_bad_search_space_field_is_named(tmp_path: Path, field: str, spec: dict[str, Any], named: str) -> None:
+    arguments = toy_sweep(tmp_path, tmp_path / "sweep", params={field: spec})
+    with pytest.raises(InputError, match=r"params\.\S*" + re.escape(named)):
+        run_tune(arguments)
+    assert not (tmp_path / "sweep" / "study.db").exists()  # nothing created before the space is valid
+
+
+def test_dry_run_names_an_option_that_training_rejects(toy_dataset: Path, tmp_path: Path) -> None:
+    space = {"model.architecture.init_args.n_expert": {"type": "int", "low": 1, "high": 4}}
+    with pytest.raises(InputError, match="dry run failed.*--model.architecture.init_args.n_expert 1"):
+        tune(**toy_sweep(toy_dataset, tmp_path / "sweep", params=space, dry_run=True))
+
+
+def test_bad_storage_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="storage: 'runs/tune.db' is neither"):
+        open_storage("runs/tune.db")
