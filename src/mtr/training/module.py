@@ -60,10 +60,9 @@ class MultiTaskModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         # The schema stays in the hyperparameters (useful to read back); callables are rebuilt from the config.
-        # Only plain values go into checkpoints, so that they load with torch.load(weights_only=True);
-        # the schema is kept as its JSON dict, and the callables are rebuilt from the saved config.
+        # Only plain values go into checkpoints (they load with weights_only=True, and LightningCLI can parse
+        # them back); the schema comes from the data and the callables are rebuilt from the saved config.
         self.save_hyperparameters(ignore=["schema", "architecture", "loss_weighting", "optimizer", "scheduler"])
-        self.hparams["schema"] = schema.to_dict()
         self.schema = schema
         self.model = architecture(schema)
         self.loss_weighting = loss_weighting(schema)
