@@ -59,7 +59,6 @@ class MultiTaskModule(pl.LightningModule):
         calibration_bins: int = 10,
     ) -> None:
         super().__init__()
-        # The schema stays in the hyperparameters (useful to read back); callables are rebuilt from the config.
         # Only plain values go into checkpoints (they load with weights_only=True, and LightningCLI can parse
         # them back); the schema comes from the data and the callables are rebuilt from the saved config.
         self.save_hyperparameters(ignore=["schema", "architecture", "loss_weighting", "optimizer", "scheduler"])
