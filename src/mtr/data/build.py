@@ -90,34 +90,37 @@ def build_dataset_from_events(events: Path | str, out: Path | str, config: Build
     config = config or BuildConfig()
     log = open_event_log(events)
     days = split_days(log.tables["opportunities"], config)
+    schema = DatasetSchema(
+        name=config.name,
+        features=(),
+        tasks=messaging_tasks(),
+        row_id_column="row_id",
+        action_column="action",
+        channel_column="channel",
+        propensity_column="propensity",
+        value_columns=("conversion_value",),
+    )
     with atomic_output_dir(out) as folder:
-        work = folder / "_work"
-        split_of_day = split_expr(days)
-        for index, tables in enumerate(partitioned_tables(log, config.partitions, work / "tables")):
-            frame = build_partition(tables, log, config, split_of_day)
-            for split in SPLITS:
-                part = work / "parts" / split / f"{index:05d}.parquet"
-                part.parent.mkdir(parents=True, exist_ok=True)
-                frame.filter(pl.col("split") == split).drop("split").sort("ts", "row_id").write_parquet(part)
-        schema = DatasetSchema(
-            name=config.name,
-            features=(),
-            tasks=messaging_tasks(),
-            row_id_column="row_id",
-            action_column="action",
-            channel_column="channel",
-            propensity_column="propensity",
-            value_columns=("conversion_value",),
-        )
-        for split in SPLITS:
-            pl.scan_parquet(work / "parts" / split / "*.parquet").sink_parquet(schema.split_path(folder, split))
-        shutil.rmtree(work)
+        _write_splits(log, config, split_expr(days), schema, folder)
         train = _fit_sample(schema.split_path(folder, "train"), config.fit_rows)
         features = fit_features(train, SPARSE_FEATURES, DENSE_FEATURES, DESCRIPTIONS)
-        metadata = _metadata(log, config, days, schema, folder)
-        schema = replace(schema, features=features, metadata=metadata)
+        schema = replace(schema, features=features, metadata=_metadata(log, config, days, schema, folder))
         schema.save(folder)
     return schema
+
+
+def _write_splits(log: EventLog, config: BuildConfig, split: pl.Expr, schema: DatasetSchema, folder: Path) -> None:
+    """Build partition after partition into part files, then stream the parts into one file per split."""
+    work = folder / "_work"
+    for index, tables in enumerate(partitioned_tables(log, config.partitions, work / "tables")):
+        frame = build_partition(tables, log, config, split)
+        for name in SPLITS:
+            part = work / "parts" / name / f"{index:05d}.parquet"
+            part.parent.mkdir(parents=True, exist_ok=True)
+            frame.filter(pl.col("split") == name).drop("split").sort("ts", "row_id").write_parquet(part)
+    for name in SPLITS:
+        pl.scan_parquet(work / "parts" / name / "*.parquet").sink_parquet(schema.split_path(folder, name))
+    shutil.rmtree(work)
 
 
 def split_days(opportunities: pl.LazyFrame, config: BuildConfig) -> dict[str, tuple[date, date]]:

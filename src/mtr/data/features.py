@@ -31,12 +31,14 @@ ACTION_SPARSE = ("message_id", *MESSAGE_SPARSE, "channel", "hour", "day_of_week"
 SUBSCRIBED = tuple(f"subscribed_{c}" for c in CHANNELS)
 SPARSE_FEATURES = USER_SPARSE + ACTION_SPARSE + SUBSCRIBED
 
-HISTORY_COUNTS = (
-    *(f"sends_{c}_{w}d" for c in CHANNELS for w in WINDOWS_DAYS),
-    *(f"engagements_{c}_{w}d" for c in CHANNELS for w in WINDOWS_DAYS),
-    "conversions_28d",
-    *(f"active_days_{w}d" for w in WINDOWS_DAYS),
-)
+# name -> description of the point-in-time counts.
+HISTORY_DESCRIPTIONS = {
+    **{f"sends_{c}_{w}d": f"{c} sends in the {w} days before ts" for c in CHANNELS for w in WINDOWS_DAYS},
+    **{f"engagements_{c}_{w}d": f"{c} engagements in the {w} days before ts" for c in CHANNELS for w in WINDOWS_DAYS},
+    "conversions_28d": "conversions in the 28 days before ts",
+    **{f"active_days_{w}d": f"active days among the {w} days before the day of ts" for w in WINDOWS_DAYS},
+}
+HISTORY_COUNTS = tuple(HISTORY_DESCRIPTIONS)
 DENSE_FEATURES: dict[str, Literal["identity", "log1p"]] = {
     "tenure_days": "log1p",
     **{name: "log1p" for name in HISTORY_COUNTS},
@@ -47,7 +49,7 @@ DESCRIPTIONS = {
     "tenure_days": "days from signup to the decision time",
     "day_of_week": "ISO weekday of the decision time (1 = Monday)",
     "days_since_engagement": "days since the user's last engagement before ts, capped",
-    **{name: f"{name.split('_')[0]} in the last {name.split('_')[-1]} before ts" for name in HISTORY_COUNTS},
+    **HISTORY_DESCRIPTIONS,
     **{name: f"no unsubscribe from {name.removeprefix('subscribed_')} before ts" for name in SUBSCRIBED},
 }
 
