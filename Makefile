@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data reproduce-ab clean
+.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data reproduce-ab tune clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ reproduce-ab: $(STAMP)
 	for name in cookie_cats hillstrom social_pressure; do \
 		$(BIN)/mtr ab analyze --config experiments/ab_$$name/config.yaml --out experiments/ab_$$name/results || exit 1; \
 	done
+
+# Hyperparameter sweep of MMoE on the demo dataset (run `make demo` first); rerun to resume. TUNE_ARGS adds options.
+tune: $(STAMP)
+	$(BIN)/mtr tune --config configs/tune/sim_mmoe.yaml --workers 2 $(TUNE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -22,12 +22,12 @@ from mtr.tuning.commands import tune
 from mtr.tuning.storage import open_storage
 from mtr.tuning.worker import CLAIMED, PrunerConfig, SamplerConfig, Sweep, run_worker
 
-# Tiny trials: two epochs of two batches of a small MMoE.
+# Tiny trials: one epoch of two batches of a small MMoE.
 TOY_TRAINING = {
     "trainer": "configs/trainer/default.yaml",
     "model": "configs/model/mmoe.yaml",
     "data.batch_size": 256,
-    "trainer.max_epochs": 2,
+    "trainer.max_epochs": 1,
     "trainer.limit_train_batches": 2,
     "trainer.log_every_n_steps": 1,
     "model.architecture.init_args.embedding_dim": 4,
@@ -53,7 +53,7 @@ def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def toy_sweep(toy_dataset: Path, root: Path, **kwargs: Any) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "study_name": "toy",
-        "n_trials": 4,
+        "n_trials": 3,
         "params": SPACE,
         "train_overrides": {**TOY_TRAINING, "data.path": str(toy_dataset)},
         "root": root,
@@ -84,7 +84,7 @@ def test_two_workers_share_one_study_and_a_restart_resumes_it(toy_dataset: Path,
     best = run_tune(toy_sweep(toy_dataset, root, workers=2, torch_threads=1))
 
     trials = load(root).get_trials()
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4  # the study's target, not 2 x 4
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3  # the study's target, not 2 x 3
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) == 2 and f":{os.getpid()}" not in " ".join(workers)  # two spawned processes
     for trial in trials:
@@ -92,21 +92,21 @@ def test_two_workers_share_one_study_and_a_restart_resumes_it(toy_dataset: Path,
         assert trial.user_attrs["run_dir"] == str(root / f"trial_{trial.number}")
         assert 0.0 < trial.value <= 1.0  # best val/selection (mean AUC)
     table = pl.read_csv(root / "summary" / "trials.csv")
-    assert table["number"].to_list() == [0, 1, 2, 3]
+    assert table["number"].to_list() == [0, 1, 2]
     assert table["value"].max() == pytest.approx(best["best"]["value"])
     assert best["best"]["params"] == trials[int(table["value"].arg_max())].params
-    assert best["n_trials"] == {"COMPLETE": 4}
+    assert best["n_trials"] == {"COMPLETE": 3}
     assert "--model.optimizer.init_args.lr" in best["best"]["command"]
 
     # Restarted with the same study name and storage and a larger target: one more trial, old ones kept.
-    run_tune(toy_sweep(toy_dataset, root, n_trials=5))
+    run_tune(toy_sweep(toy_dataset, root, n_trials=4))
     resumed = load(root).get_trials()
-    assert len(resumed) == 5 and resumed[4].state == TrialState.COMPLETE
-    assert [t.value for t in resumed[:4]] == [t.value for t in trials]
-    assert resumed[4].user_attrs["worker"].endswith(f":{os.getpid()}")
+    assert len(resumed) == 4 and resumed[3].state == TrialState.COMPLETE
+    assert [t.value for t in resumed[:3]] == [t.value for t in trials]
+    assert resumed[3].user_attrs["worker"].endswith(f":{os.getpid()}")
     # At its target, a restarted sweep runs nothing and rewrites the same summary.
-    assert run_tune(toy_sweep(toy_dataset, root, n_trials=5))["n_trials"] == {"COMPLETE": 5}
-    assert len(load(root).get_trials()) == 5
+    assert run_tune(toy_sweep(toy_dataset, root, n_trials=4))["n_trials"] == {"COMPLETE": 4}
+    assert len(load(root).get_trials()) == 4
 
 
 def test_running_trials_of_other_workers_count_towards_the_target(tmp_path: Path) -> None:
@@ -134,7 +134,12 @@ def test_pruned_trials_are_recorded(toy_dataset: Path, tmp_path: Path) -> None:
     study.enqueue_trial({"model.optimizer.init_args.lr": 0.03})  # learns: sets the median
     study.enqueue_trial({"model.optimizer.init_args.lr": 1e-9})  # does not learn: below the median at epoch 0
     pruner = PrunerConfig("median", n_startup_trials=1, n_warmup_steps=0)
-    overrides = {**TOY_TRAINING, "data.path": str(toy_dataset), "trainer.limit_train_batches": 6}
+    overrides = {
+        **TOY_TRAINING,
+        "data.path": str(toy_dataset),
+        "trainer.max_epochs": 2,
+        "trainer.limit_train_batches": 6,
+    }
     summary = tune(**toy_sweep(toy_dataset, root, n_trials=2, params=space, pruner=pruner, train_overrides=overrides))
     trials = load(root).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
@@ -170,3 +175,15 @@ def test_dry_run_names_an_option_that_training_rejects(toy_dataset: Path, tmp_pa
 def test_bad_storage_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="storage: 'runs/tune.db' is neither"):
         open_storage("runs/tune.db")
+
+
+def test_committed_tune_config_runs_a_trial(toy_dataset: Path, tmp_path: Path) -> None:
+    """configs/tune/sim_mmoe.yaml, pointed at the toy dataset and cut to one tiny trial: dry run, then a trial."""
+    config = yaml.safe_load(Path("configs/tune/sim_mmoe.yaml").read_text())
+    small = {"data.path": str(toy_dataset), "trainer.max_epochs": 1, "trainer.limit_train_batches": 2}
+    config.update(n_trials=1, root=tmp_path / "sweep", train_overrides={**config["train_overrides"], **small})
+    summary = tune(
+        **{**config, "sampler": SamplerConfig(**config["sampler"]), "pruner": PrunerConfig(**config["pruner"])}
+    )
+    assert summary["n_trials"] == {"COMPLETE": 1}
+    assert set(summary["best"]["params"]) == set(config["params"])

@@ -173,9 +173,11 @@ def run_worker(sweep: Sweep, index: int = 0) -> int:
     Raises:
         RuntimeError: after `sweep.max_failures` failed trials in a row.
     """
-    if sweep.torch_threads is not None:
-        import torch
+    import torch
 
+    import mtr.training.cli  # noqa: F401 (imported before the first trial, so that trial durations are training)
+
+    if sweep.torch_threads is not None:
         torch.set_num_threads(sweep.torch_threads)
     storage = open_storage(sweep.storage)
     study = optuna.load_study(study_name=sweep.study_name, storage=storage, pruner=sweep.pruner.build())
