@@ -35,7 +35,7 @@ class MMoE(nn.Module):
         schema: DatasetSchema,
         *,
         embedding_dim: int = 8,
-        dense_hidden: Sequence[int] = (),
+        dense_hidden: Sequence[int] = (16,),
         n_experts: int = 8,
         expert_hidden: Sequence[int] = (16,),
         tower_hidden: Sequence[int] = (8,),

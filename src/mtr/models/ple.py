@@ -99,7 +99,7 @@ class PLE(nn.Module):
         schema: DatasetSchema,
         *,
         embedding_dim: int = 8,
-        dense_hidden: Sequence[int] = (),
+        dense_hidden: Sequence[int] = (16,),
         n_levels: int = 2,
         n_specific_experts: int = 2,
         n_shared_experts: int = 2,

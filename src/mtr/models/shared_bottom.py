@@ -30,7 +30,7 @@ class SharedBottom(nn.Module):
         schema: DatasetSchema,
         *,
         embedding_dim: int = 8,
-        dense_hidden: Sequence[int] = (),
+        dense_hidden: Sequence[int] = (16,),
         bottom_hidden: Sequence[int] = (64, 32),
         tower_hidden: Sequence[int] = (16,),
         dropout: float = 0.0,

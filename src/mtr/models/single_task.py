@@ -33,7 +33,7 @@ class SingleTask(nn.Module):
         schema: DatasetSchema,
         *,
         embedding_dim: int = 8,
-        dense_hidden: Sequence[int] = (),
+        dense_hidden: Sequence[int] = (16,),
         hidden: Sequence[int] = (64, 32),
         dropout: float = 0.0,
     ) -> None:

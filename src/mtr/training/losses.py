@@ -146,6 +146,9 @@ class GradNorm(LossWeighting):
     The model parameters see sum_t w_t L_t with w_t held constant; w_t sees only `gradnorm_loss`.
     Weights are renormalised to sum to the number of tasks before every use (the paper does it
     after every step). Needs an architecture with a `last_shared_weight` (not the single-task one).
+    Cost: the per-task gradients run one backward per task through towers and gates (batched with
+    vmap); measured on one CPU thread, a census MMoE step (2 tasks) takes ~1.4x a fixed-weight step,
+    a 14-task messaging step ~7x.
 
     Args:
         schema: the dataset schema.
