@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -33,6 +34,9 @@ from mtr.tables import INTEGER, STRING, check_columns
 ACTION_COLUMNS = ("message_id", "channel", "hour")
 CONTENT_COLUMNS = ("message_type", "topic", "has_discount")
 DAY_US = 86_400_000_000
+
+if TYPE_CHECKING:
+    from mtr.sim.oracle import Oracle
 
 
 @dataclass(frozen=True)
@@ -93,16 +97,17 @@ class CandidateTable:
         return found["_candidate"].to_numpy().astype(np.int64)
 
 
-def simulator_candidates(events_dir: Path | str, logged: pl.DataFrame) -> CandidateTable:
+def simulator_candidates(events_dir: Path | str, logged: pl.DataFrame, oracle: Oracle | None = None) -> CandidateTable:
     """Every action the simulator's logging world allowed at the logged opportunities, with propensities.
 
     Args:
-        events_dir: a folder written by `mtr simulate` (the oracle reads it).
+        events_dir: a folder written by `mtr simulate` (its messages table gives the content columns).
         logged: dataset rows (row_id = opportunity_id, user_id, ts) of the opportunities to cover.
+        oracle: the folder's oracle if already loaded.
     """
     from mtr.sim.oracle import Oracle
 
-    oracle = Oracle.load(events_dir)
+    oracle = oracle or Oracle.load(events_dir)
     eligible = oracle.eligible_actions(logged["row_id"]).rename({"opportunity_id": "row_id"})
     messages = pl.read_parquet(Path(events_dir) / "messages.parquet").select("message_id", *CONTENT_COLUMNS)
     frame = eligible.join(logged.select("row_id", "user_id", "ts"), on="row_id").join(
