@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data reproduce-ab tune clean
+.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train reproduce-census reproduce-ab tune clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,14 @@ format: $(STAMP)
 # Regenerate constraints.txt from the current environment (after changing dependencies).
 lock: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable | grep -v -E '^(torchrec|fbgemm-gpu-cpu|fbgemm_gpu-cpu)==' > constraints.txt
+
+reproduce-census: $(STAMP)
+	@test -f data/census/schema.json || $(BIN)/mtr data prepare census --out data/census
+	$(BIN)/python experiments/census_mmoe/run.py
+
+bench-train: $(STAMP)
+	@test -f data/census/schema.json || $(BIN)/mtr data prepare census --out data/census
+	$(BIN)/python scripts/bench_train.py
 
 bench-sim: $(STAMP)
 	$(BIN)/python scripts/bench_sim.py
