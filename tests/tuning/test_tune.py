@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+import time
 from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,9 @@ TOY_TRAINING = {
     "trainer.log_every_n_steps": 1,
     "model.architecture.init_args.embedding_dim": 4,
 }
+LR = "model.optimizer.init_args.lr"
 SPACE = {
-    "model.optimizer.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+    LR: {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
     "model.architecture.init_args.n_experts": {"type": "int", "low": 1, "high": 3},
     "model.architecture.init_args.expert_hidden": {"type": "categorical", "choices": ["[8]", "[16]"]},
     "model.architecture.init_args.dropout": {"type": "float", "low": 0.0, "high": 0.2},
@@ -145,6 +147,9 @@ def test_pruned_trials_are_recorded(toy_dataset: Path, tmp_path: Path) -> None:
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
     assert list(trials[1].intermediate_values) == [0]  # stopped after its first validation
     assert summary["n_trials"] == {"COMPLETE": 1, "PRUNED": 1}
+    table = pl.read_csv(root / "summary" / "trials.csv")
+    assert table.select("state", "validated_epochs").rows() == [("COMPLETE", 2), ("PRUNED", 1)]
+    assert summary["best"]["number"] == 0
 
 
 @pytest.mark.parametrize(
@@ -187,3 +192,22 @@ def test_committed_tune_config_runs_a_trial(toy_dataset: Path, tmp_path: Path) -
     )
     assert summary["n_trials"] == {"COMPLETE": 1}
     assert set(summary["best"]["params"]) == set(config["params"])
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test plays the dead worker with study.ask
+def test_the_trial_of_a_killed_worker_is_retried_with_its_parameters(
+    toy_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mtr.tuning.storage.HEARTBEAT_S", 1)
+    monkeypatch.setattr("mtr.tuning.storage.GRACE_S", 1)
+    root = tmp_path / "sweep"
+    arguments = toy_sweep(toy_dataset, root, n_trials=1, params={"model.optimizer.init_args.lr": SPACE[LR]})
+    storage = open_storage(arguments["storage"])
+    study = optuna.create_study(storage=storage, study_name="toy", direction="maximize")
+    killed = study.ask({LR: optuna.distributions.FloatDistribution(1e-3, 3e-2, log=True)})
+    storage.record_heartbeat(killed._trial_id)  # its worker's last sign of life, then it died mid-trial
+    time.sleep(1.5)
+    tune(**arguments)
+    trials = load(root).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].params == trials[0].params

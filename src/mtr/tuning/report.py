@@ -11,18 +11,22 @@ from optuna.trial import TrialState
 
 from mtr.io import atomic_output_dir, write_json
 
-TRIAL_COLUMNS = ("number", "state", "value", "worker", "epochs", "duration_s", "run_dir")
+TRIAL_COLUMNS = ("number", "state", "value", "worker", "validated_epochs", "duration_s", "run_dir")
 
 
 def trials_table(study: optuna.Study) -> pl.DataFrame:
-    """One row per trial: number, state, value, worker, epochs, duration_s, run_dir, then one column per parameter."""
+    """One row per trial: TRIAL_COLUMNS, then one column per parameter.
+
+    A pruned trial's value is its last reported val/selection; validated_epochs counts its reports.
+    """
     trials = study.get_trials(deepcopy=False)
     keys = list(dict.fromkeys(key for trial in trials for key in trial.params))
     rows: dict[str, list[Any]] = {column: [] for column in (*TRIAL_COLUMNS, *keys)}
     for trial in trials:  # a few hundred trials at most: not a hot path
         duration = trial.duration.total_seconds() if trial.duration is not None else None
         fields = {"number": trial.number, "state": trial.state.name, "value": trial.value, "duration_s": duration}
-        fields.update({name: trial.user_attrs.get(name) for name in ("worker", "epochs", "run_dir")})
+        fields.update({name: trial.user_attrs.get(name) for name in ("worker", "run_dir")})
+        fields["validated_epochs"] = len(trial.intermediate_values)
         for column in rows:
             rows[column].append(fields[column] if column in fields else trial.params.get(column))
     return pl.DataFrame(rows, strict=False)

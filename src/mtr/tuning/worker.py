@@ -218,7 +218,6 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> float:
     checkpoint = cli.trainer.checkpoint_callback
     if checkpoint is None or checkpoint.monitor != SELECTION_KEY or checkpoint.best_model_score is None:
         raise InputError(f"train configs: the sweep needs a ModelCheckpoint monitoring {SELECTION_KEY} (mode max)")
-    trial.set_user_attr("epochs", int(cli.trainer.current_epoch))
     trial.set_user_attr("best_checkpoint", str(checkpoint.best_model_path))
     return float(checkpoint.best_model_score)
 
