@@ -23,6 +23,7 @@ Send volume is a reward too: r = 1 when the logged action is a send, and its rew
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -70,6 +71,17 @@ class LoggedFeedback:
             raise InputError("logged feedback: column 'propensity' must be in (0, 1] (logged actions need support)")
         if self.predicted is not None and self.predicted.shape != (self.groups.n_candidates, k):
             raise InputError(f"logged feedback: predicted rewards must be [{self.groups.n_candidates}, {k}]")
+
+    @cached_property
+    def by_reward(self) -> tuple[np.ndarray, np.ndarray]:
+        """[K, G] float64 masks and masked rewards, reward-major (computed once)."""
+        observed = np.ascontiguousarray(self.mask.T, dtype=np.float64)
+        return observed, np.ascontiguousarray(self.rewards.T, dtype=np.float64) * observed
+
+    @cached_property
+    def logged_prediction(self) -> np.ndarray:
+        """[K, G] the reward model's prediction for each logged action (needs `predicted`)."""
+        return np.ascontiguousarray(self.predicted[self.logged_index].T, dtype=np.float64)
 
     def with_send_volume(self) -> LoggedFeedback:
         """The same logs with one more reward, send volume (exactly modelled: 1 for sends)."""
@@ -125,44 +137,60 @@ class OffPolicyResult:
 def evaluate(feedback: LoggedFeedback, target: PolicyDecision) -> OffPolicyResult:
     """IPS, SNIPS and (with predicted rewards) DR estimates of each reward's mean under `target`.
 
+    All rewards are handled at once; a reward's missing rows contribute nothing.
+
     Args:
         feedback: the logs aligned with the candidates.
         target: the target policy's action distribution over the same candidates.
     """
     weight = target.probability_of(feedback.logged_index) / feedback.propensity  # [G]
-    direct = None
+    # Reward-major [K, G] arrays, so that every per-reward sum runs over contiguous memory.
+    observed, rewards = feedback.by_reward
+    n = observed.sum(axis=1)  # [K]
+    w = weight * observed  # [K, G], 0 where the reward is missing
+    estimates = {"ips": _mean_estimates(w * rewards, observed, n), "snips": _snips(w, rewards, observed, n)}
     if feedback.predicted is not None:
-        direct = target.expectation(feedback.predicted)  # [G, K]: sum_a pi(a) rhat(a)
-        logged_prediction = feedback.predicted[feedback.logged_index].astype(np.float64)  # [G, K]
-    estimates, n_rows, ess = {}, {}, {}
-    for k, name in enumerate(feedback.reward_names):
-        rows = feedback.mask[:, k]
-        w, r = weight[rows], feedback.rewards[rows, k].astype(np.float64)
-        n_rows[name] = int(rows.sum())
-        ess[name] = effective_sample_size(w)
-        estimates[name] = {"ips": _mean_estimate(w * r), "snips": snips(w, r)}
-        if direct is not None:
-            estimates[name]["dr"] = _mean_estimate(direct[rows, k] + w * (r - logged_prediction[rows, k]))
-    return OffPolicyResult(estimates, n_rows, ess)
+        direct = np.ascontiguousarray(target.expectation(feedback.predicted).T)  # [K, G]: sum_a pi(a) rhat(a)
+        dr_terms = (direct + w * (rewards - feedback.logged_prediction)) * observed
+        estimates["dr"] = _mean_estimates(dr_terms, observed, n)
+    total, squares = w.sum(axis=1), (w**2).sum(axis=1)
+    ess = np.divide(total**2, squares, out=np.zeros_like(total), where=squares > 0)
+    names = feedback.reward_names
+    return OffPolicyResult(
+        {
+            reward: {e: Estimate(float(value[k]), float(se[k])) for e, (value, se) in estimates.items()}
+            for k, reward in enumerate(names)
+        },
+        {reward: int(n[k]) for k, reward in enumerate(names)},
+        {reward: float(ess[k]) for k, reward in enumerate(names)},
+    )
 
 
-def _mean_estimate(terms: np.ndarray) -> Estimate:
-    """Mean of per-row terms and its standard error."""
-    if terms.size == 0:
-        return Estimate(float("nan"), float("nan"))
-    se = float(terms.std(ddof=1) / np.sqrt(terms.size)) if terms.size > 1 else float("nan")
-    return Estimate(float(terms.mean()), se)
+def _mean_estimates(terms: np.ndarray, observed: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-reward mean of the observed rows of [K, G] terms (0 elsewhere) and its standard error."""
+    mean = terms.sum(axis=1) / np.where(n > 0, n, np.nan)
+    return mean, _standard_errors(terms - mean[:, None] * observed, n)
+
+
+def _standard_errors(centred: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """[K] standard error of a mean from centred per-row influence values [K, G] (0 on unobserved rows)."""
+    squares = np.einsum("kg,kg->k", centred, centred)  # no [K, G] temporary
+    return np.sqrt(squares / np.where(n > 1, n - 1, np.nan) / np.where(n > 0, n, np.nan))
+
+
+def _snips(w: np.ndarray, rewards: np.ndarray, observed: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Self-normalised IPS of [K, G] masked weights and rewards: sum w r / sum w, delta-method errors."""
+    total = w.sum(axis=1)
+    value = (w * rewards).sum(axis=1) / np.where(total > 0, total, np.nan)
+    influence = w * (rewards - value[:, None]) / (total / np.maximum(n, 1))[:, None]  # 0 where w is 0
+    return value, _standard_errors(influence, n)
 
 
 def snips(weight: np.ndarray, reward: np.ndarray) -> Estimate:
-    """Self-normalised IPS: sum w r / sum w, with the delta-method standard error."""
-    total = weight.sum()
-    if weight.size == 0 or total <= 0:
-        return Estimate(float("nan"), float("nan"))
-    value = float((weight * reward).sum() / total)
-    influence = weight * (reward - value) / weight.mean()
-    se = float(influence.std(ddof=1) / np.sqrt(weight.size)) if weight.size > 1 else float("nan")
-    return Estimate(value, se)
+    """Self-normalised IPS of one reward: sum w r / sum w, with the delta-method standard error."""
+    observed = np.ones((1, weight.size))
+    value, se = _snips(weight[None, :], reward[None, :], observed, observed.sum(axis=1))
+    return Estimate(float(value[0]), float(se[0]))
 
 
 def effective_sample_size(weight: np.ndarray) -> float:
