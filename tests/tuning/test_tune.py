@@ -177,6 +177,13 @@ def test_dry_run_names_an_option_that_training_rejects(toy_dataset: Path, tmp_pa
         tune(**toy_sweep(toy_dataset, tmp_path / "sweep", params=space, dry_run=True))
 
 
+def test_dry_run_needs_a_checkpoint_on_val_selection(toy_dataset: Path, tmp_path: Path) -> None:
+    overrides = {**TOY_TRAINING, "data.path": str(toy_dataset), "trainer.callbacks": "[]"}
+    with pytest.raises(InputError, match="ModelCheckpoint with monitor val/selection, mode max"):
+        tune(**toy_sweep(toy_dataset, tmp_path / "sweep", train_overrides=overrides, dry_run=True))
+    assert not (tmp_path / "sweep" / "study.db").exists()
+
+
 def test_bad_storage_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="storage: 'runs/tune.db' is neither"):
         open_storage("runs/tune.db")

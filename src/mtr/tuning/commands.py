@@ -141,14 +141,12 @@ def _spawn_workers(sweep: Sweep, workers: int) -> None:
 
 def _dry_run(sweep: Sweep) -> None:
     """One training and one validation batch with every parameter at its first value, before any trial."""
-    from mtr.tuning.space import as_overrides
-    from mtr.tuning.worker import fit
+    from mtr.tuning.worker import fit, selection_checkpoint
 
     first = {param.key: param.first_value() for param in sweep.params}
     sweep.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=sweep.root, prefix=".dry_run-") as folder:
-        argv = ["fit", *sweep.train_args, *as_overrides(first), "--trainer.fast_dev_run", "true"]
         try:
-            fit([*argv, "--trainer.default_root_dir", folder], [])
+            selection_checkpoint(fit([*sweep.trial_argv(first, Path(folder)), "--trainer.fast_dev_run", "true"], []))
         except InputError as error:
             raise InputError(f"params/train_overrides: dry run failed: {error}") from error

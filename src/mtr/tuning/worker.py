@@ -31,6 +31,7 @@ from mtr.tuning.storage import fail_stale_trials, open_storage
 
 if TYPE_CHECKING:
     from lightning.pytorch import Callback
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from mtr.training.cli import MtrCLI
 
@@ -214,12 +215,19 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> float:
     argv = sweep.trial_argv(values, run_dir)
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("command", shlex.join(["mtr", *argv]))
-    cli = fit(argv, [PyTorchLightningPruningCallback(trial, monitor=SELECTION_KEY)])
-    checkpoint = cli.trainer.checkpoint_callback
-    if checkpoint is None or checkpoint.monitor != SELECTION_KEY or checkpoint.best_model_score is None:
-        raise InputError(f"train configs: the sweep needs a ModelCheckpoint monitoring {SELECTION_KEY} (mode max)")
+    checkpoint = selection_checkpoint(fit(argv, [PyTorchLightningPruningCallback(trial, monitor=SELECTION_KEY)]))
+    if checkpoint.best_model_score is None:
+        raise RuntimeError(f"trial {trial.number}: no checkpoint was selected on {SELECTION_KEY} in {run_dir}")
     trial.set_user_attr("best_checkpoint", str(checkpoint.best_model_path))
     return float(checkpoint.best_model_score)
+
+
+def selection_checkpoint(cli: MtrCLI) -> ModelCheckpoint:
+    """The run's ModelCheckpoint, which must keep the best val/selection: a trial's value is its best score."""
+    checkpoint = cli.trainer.checkpoint_callback
+    if checkpoint is None or checkpoint.monitor != SELECTION_KEY or checkpoint.mode != "max":
+        raise InputError(f"train configs: the sweep needs a ModelCheckpoint with monitor {SELECTION_KEY}, mode max")
+    return checkpoint
 
 
 def fit(argv: list[str], callbacks: list[Callback]) -> MtrCLI:
