@@ -32,10 +32,10 @@ import polars as pl
 
 from mtr.data.adapters.source import dataset_source, read_csv_table
 from mtr.errors import InputError
-from mtr.io import atomic_output_dir, write_json
 from mtr.ranking.groups import NONE_CODE, CandidateGroups
 from mtr.ranking.ope import ESTIMATORS, LoggedFeedback, OffPolicyResult, evaluate
 from mtr.ranking.policy import PolicyDecision
+from mtr.ranking.report import write_results
 
 FOLDER = "open_bandit_dataset_small"
 CAMPAIGNS = ("all", "men", "women")
@@ -190,9 +190,7 @@ def run_open_bandit_ope(out: Path, config: OpenBanditOpeConfig) -> dict:
     source = dataset_source(Path(config.source) if config.source else None, FOLDER)
     campaigns = {c: evaluate_campaign(source, c, config) for c in config.campaigns}
     results = {"config": asdict(config), "campaigns": campaigns}
-    with atomic_output_dir(out) as folder:
-        write_json(folder / "results.json", results)
-        (folder / "README.md").write_text(results_table(results))
+    write_results(out, results, results_table(results))
     return results
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import polars as pl
 
 from mtr.errors import InputError
-from mtr.io import atomic_output_dir, write_json
 from mtr.ranking.candidates import (
     CandidateTable,
     candidate_model_rows,
@@ -30,6 +29,7 @@ from mtr.ranking.feedback import dataset_feedback
 from mtr.ranking.fusion import FusionInputs, FusionWeights, fuse
 from mtr.ranking.ope import ESTIMATORS, LoggedFeedback, evaluate
 from mtr.ranking.policy import PolicyConfig, PolicyDecision, decide
+from mtr.ranking.report import write_results
 from mtr.ranking.targets import TargetPolicy
 from mtr.schema import OBJECTIVES, DatasetSchema
 
@@ -164,9 +164,7 @@ def run_simulator_ope(out: Path, config: SimulatorOpeConfig) -> dict:
         "logged_rates": dict(zip(log.feedback.reward_names, log.feedback.rewards.mean(axis=0).tolist(), strict=True)),
         "policies": {p.name: evaluate_policy(log, p, config.folds) for p in config.policies},
     }
-    with atomic_output_dir(out) as folder:
-        write_json(folder / "results.json", results)
-        (folder / "README.md").write_text(results_table(results))
+    write_results(out, results, results_table(results))
     return results
 
 
