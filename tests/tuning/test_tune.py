@@ -126,6 +126,7 @@ def test_failed_trials_are_recorded_and_stop_a_worker(toy_dataset: Path, tmp_pat
     with pytest.raises(RuntimeError, match=r"trials \[0, 1\] failed in a row"):
         tune(**toy_sweep(toy_dataset, root, params=space, max_failures=2))
     assert [t.state for t in load(root).get_trials()] == [TrialState.FAIL] * 2
+    assert json.loads((root / "summary" / "best.json").read_text())["n_trials"] == {"FAIL": 2}
 
 
 def test_pruned_trials_are_recorded(toy_dataset: Path, tmp_path: Path) -> None:

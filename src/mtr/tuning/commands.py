@@ -105,11 +105,13 @@ def run_sweep(sweep: Sweep, workers: int) -> dict[str, Any]:
 
     study = create_study(sweep)  # here, before the workers, so that they never race to create it
     print(f"study '{sweep.study_name}' in {sweep.storage}: {count(study, FINISHED)} of {sweep.n_trials} trials done")
-    if workers == 1:
-        run_worker(sweep)
-    else:
-        _spawn_workers(sweep, workers)
-    summary = write_summary(study, sweep.storage, sweep.root / "summary")
+    try:
+        if workers == 1:
+            run_worker(sweep)
+        else:
+            _spawn_workers(sweep, workers)
+    finally:  # also after failed or interrupted workers: the summary shows what the study holds
+        summary = write_summary(study, sweep.storage, sweep.root / "summary")
     best = summary["best"]
     print(f"trials by state: {summary['n_trials']}; summary in {sweep.root / 'summary'}")
     if best is None:
