@@ -70,3 +70,24 @@ def write_toy_dataset(folder: Path, n_rows: int = 3000, seed: int = 0) -> Path:
 def toy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a small synthetic messaging dataset folder (train/validation/test + schema.json)."""
     return write_toy_dataset(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="session")
+def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulator dataset: `mtr simulate` (600 users, 21 days) then `mtr build-dataset`."""
+    from mtr.cli import main
+
+    root = tmp_path_factory.mktemp("sim")
+    main(["simulate", "--users", "600", "--days", "21", "--seed", "3", "--out", str(root / "events")])
+    main(["build-dataset", "--events", str(root / "events"), "--out", str(root / "dataset")])
+    return root / "dataset"
+
+
+@pytest.fixture(scope="session")
+def census_dataset(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The census dataset under the MMoE protocol, prepared once per test session."""
+    from mtr.cli import main
+
+    out = tmp_path_factory.mktemp("census") / "census"
+    main(["data", "prepare", "census", "--source", str(data_dir / "census_income_kdd"), "--out", str(out)])
+    return out
