@@ -20,6 +20,7 @@ CHANNELS = ("push", "email", "in_app")
 NO_SEND = "none"  # the channel of a "send nothing" action
 SPLITS = ("train", "validation", "test")
 SCHEMA_FILE = "schema.json"
+SCHEMA_CHECKPOINT_KEY = "mtr_schema"  # where a training checkpoint keeps its dataset schema
 SCHEMA_VERSION = 1
 
 

@@ -27,7 +27,7 @@ from mtr.ranking.feedback import dataset_feedback
 from mtr.ranking.fusion import FusionInputs, FusionWeights, fuse
 from mtr.ranking.ope import evaluate
 from mtr.ranking.policy import PolicyConfig, PolicyDecision, decide
-from mtr.schema import OBJECTIVES, DatasetSchema
+from mtr.schema import OBJECTIVES, SCHEMA_CHECKPOINT_KEY, DatasetSchema
 from mtr.sim.oracle import Oracle
 
 
@@ -97,7 +97,7 @@ def test_load_trained_model_rebuilds_architecture_and_weights(world: tuple[Path,
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": {"architecture": architecture}}))
     state = {
-        "hyper_parameters": {"schema": schema.to_dict()},
+        SCHEMA_CHECKPOINT_KEY: schema.to_dict(),
         "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
     }
     torch.save(state, tmp_path / "checkpoints" / "last.ckpt")

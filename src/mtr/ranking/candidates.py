@@ -28,7 +28,7 @@ from mtr.data.datamodule import sparse_batch
 from mtr.data.preprocess import encode_features
 from mtr.errors import InputError
 from mtr.ranking.groups import CHANNEL_CODES, CandidateGroups, channel_codes
-from mtr.schema import NO_SEND, OBJECTIVES, DatasetSchema
+from mtr.schema import NO_SEND, OBJECTIVES, SCHEMA_CHECKPOINT_KEY, DatasetSchema
 from mtr.tables import INTEGER, STRING, check_columns
 
 ACTION_COLUMNS = ("message_id", "channel", "hour")
@@ -182,8 +182,8 @@ def load_trained_model(run_dir: Path | str, checkpoint: str = "last.ckpt") -> tu
     """Rebuild a trained architecture from a run folder's saved config and a checkpoint's weights.
 
     The architecture comes from `config.yaml` (model.architecture, parsed as LightningCLI does), the
-    schema from the checkpoint's hyperparameters and the weights from its state_dict, loaded with
-    `torch.load(weights_only=True)`.
+    schema from the checkpoint (saved by `MultiTaskModule.on_save_checkpoint`) and the weights from its
+    state_dict, loaded with `torch.load(weights_only=True)`.
 
     Args:
         run_dir: a run folder written by `mtr fit` (config.yaml and checkpoints/).
@@ -202,7 +202,9 @@ def load_trained_model(run_dir: Path | str, checkpoint: str = "last.ckpt") -> tu
     if architecture_config is None:
         raise InputError(f"{config_path}: field 'model.architecture' is missing")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    schema = DatasetSchema.from_dict(state["hyper_parameters"]["schema"], source=f"{path} hyper_parameters.schema")
+    if SCHEMA_CHECKPOINT_KEY not in state:
+        raise InputError(f"checkpoint {path} has no '{SCHEMA_CHECKPOINT_KEY}': was it written by mtr fit?")
+    schema = DatasetSchema.from_dict(state[SCHEMA_CHECKPOINT_KEY], source=f"{path} {SCHEMA_CHECKPOINT_KEY}")
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--architecture", type=Callable[[DatasetSchema], nn.Module])
     parsed = parser.instantiate_classes(parser.parse_object({"architecture": architecture_config}))

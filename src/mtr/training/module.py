@@ -13,6 +13,7 @@ Logged keys (stage is "val" or "test"): "train/loss", "train/{task}/loss", "trai
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -23,7 +24,7 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from mtr.data.datamodule import Batch
 from mtr.errors import InputError
-from mtr.schema import DatasetSchema
+from mtr.schema import SCHEMA_CHECKPOINT_KEY, DatasetSchema
 from mtr.training.losses import FixedWeights, LossWeighting, masked_bce
 from mtr.training.metrics import GateUsage, Selection, channel_means, task_metrics
 
@@ -176,6 +177,11 @@ class MultiTaskModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._end_evaluation("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the dataset schema (features, vocabularies, tasks) in every checkpoint, as plain JSON values,
+        so that a checkpoint alone is enough to rebuild the model's inputs (`mtr.ranking.candidates`)."""
+        checkpoint[SCHEMA_CHECKPOINT_KEY] = self.schema.to_dict()
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Returns {"row_id": [B] int64, "probabilities": [B, n_tasks] float32}."""
