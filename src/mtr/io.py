@@ -51,6 +51,24 @@ def write_json(path: Path | str, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def read_json(path: Path | str, missing: str | None = None) -> Any:
+    """Parse a JSON file; a missing or malformed file raises `InputError` naming it.
+
+    Args:
+        path: the file.
+        missing: the message when the file does not exist (default: "<path> not found").
+    """
+    from mtr.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(missing or f"{path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path} is not valid JSON: {error}") from error
+
+
 def sha256_file(path: Path | str) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

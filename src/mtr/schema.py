@@ -7,13 +7,12 @@ of hard-coding columns.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from mtr.errors import InputError
-from mtr.io import write_json
+from mtr.io import read_json, write_json
 
 OBJECTIVES = ("conversion", "engagement", "retention", "unsubscribe")
 CHANNELS = ("push", "email", "in_app")
@@ -160,12 +159,7 @@ class DatasetSchema:
     def load(cls, folder: Path | str) -> DatasetSchema:
         """Read `schema.json` from a dataset folder."""
         path = Path(folder) / SCHEMA_FILE
-        if not path.exists():
-            raise InputError(f"no {SCHEMA_FILE} in {folder}: is it a dataset prepared by mtr?")
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path} is not valid JSON: {error}") from error
+        raw = read_json(path, missing=f"no {SCHEMA_FILE} in {folder}: is it a dataset prepared by mtr?")
         return cls.from_dict(raw, source=str(path))
 
     def split_path(self, folder: Path | str, split: str) -> Path:

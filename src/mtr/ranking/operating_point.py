@@ -7,13 +7,12 @@ and provenance of the point. Loading checks every field and names the one that i
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mtr.errors import InputError
-from mtr.io import write_json
+from mtr.io import read_json, write_json
 from mtr.ranking.fusion import FusionWeights
 from mtr.ranking.policy import FrequencyCap, PolicyConfig
 
@@ -70,14 +69,7 @@ class OperatingPoint:
 
     @classmethod
     def load(cls, path: Path | str) -> OperatingPoint:
-        path = Path(path)
-        if not path.exists():
-            raise InputError(f"weights file not found: {path}")
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path} is not valid JSON: {error}") from error
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(read_json(path, missing=f"weights file not found: {path}"), source=str(path))
 
 
 def _reject_unknown(raw: dict[str, Any], cls: type, source: str) -> None:
