@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO_ROOT
 from mtr.cli import main
 from mtr.training.cli import run_training_cli
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_CONFIGS = sorted((REPO_ROOT / "configs" / "model").glob("*.yaml"))
 QUIET = ["--wandb", "false", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
