@@ -20,6 +20,7 @@ def _commands() -> dict[str, Any]:
     from mtr.data.adapters.commands import prepare_commands
     from mtr.data.commands import build_dataset
     from mtr.ranking.commands import ope_open_bandit, ope_simulator
+    from mtr.serving.commands import export, score
     from mtr.sim.commands import simulate
     from mtr.tuning.commands import tune
 
@@ -30,6 +31,8 @@ def _commands() -> dict[str, Any]:
         "ab": {"analyze": ab_analyze, "plan": ab_plan, "simulate": ab_simulate},
         "ope": {"open-bandit": ope_open_bandit, "simulator": ope_simulator},
         "tune": tune,
+        "export": export,
+        "score": score,
     }
 
 
