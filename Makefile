@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train reproduce-census reproduce-ab tune clean
+.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train bench-pareto reproduce-census reproduce-ab tune clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,10 @@ bench-build: $(STAMP)
 
 bench-data: $(STAMP)
 	$(BIN)/python scripts/bench_data.py
+
+# 200 Pareto-study trials over 1M synthetic logged opportunities (~11M candidates), against the 2-minute target.
+bench-pareto: $(STAMP)
+	$(BIN)/python scripts/bench_pareto.py
 
 # A/B analyses of the public experiments: experiments/ab_*/results/ (README.md, results.json, plots).
 reproduce-ab: $(STAMP)
