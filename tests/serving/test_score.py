@@ -1,0 +1,84 @@
+"""`mtr score` on raw candidate rows: schema checks that name the column, grouping, order, the output file."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mtr.cli import main
+from mtr.errors import InputError
+from mtr.serving.scorer import Scorer
+
+
+@pytest.fixture(scope="module")
+def scorer(mmoe_artifact) -> Scorer:
+    return Scorer.load(mmoe_artifact)
+
+
+@pytest.fixture(scope="module")
+def candidates(serving, toy_dataset) -> pl.DataFrame:
+    return serving.toy_candidates(toy_dataset, opportunities=30)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop("plan"), "table 'candidates' has no column 'plan'"),
+        (lambda f: f.with_columns(pl.col("tenure_days").cast(pl.String)), "column 'tenure_days' has dtype String"),
+        (lambda f: f.with_columns(pl.col("hour").cast(pl.Float64)), "column 'hour' has dtype Float64"),
+        (lambda f: f.with_columns(pl.col("country").cast(pl.Categorical).to_physical()), "column 'country'"),
+        (lambda f: f.drop("row_id"), "has no column 'row_id'"),
+        (lambda f: f.with_columns(pl.lit("sms").alias("channel")), "unknown channels \\['sms'\\]"),
+    ],
+    ids=["missing", "dense_as_text", "int_id_as_float", "string_as_codes", "no_row_id", "unknown_channel"],
+)
+def test_schema_mismatch_names_the_column(scorer, candidates, change, message):
+    with pytest.raises(InputError, match=message):
+        scorer.score(change(candidates))
+
+
+def test_every_opportunity_needs_one_none_candidate(scorer, candidates):
+    without = candidates.filter(~((pl.col("row_id") == candidates["row_id"][4]) & (pl.col("channel") == "none")))
+    with pytest.raises(InputError, match=f"exactly one 'none' candidate.*row_id \\[{candidates['row_id'][4]}\\]"):
+        scorer.score(without)
+    doubled = pl.concat([candidates, candidates.head(1)])
+    with pytest.raises(InputError, match=f"row_id \\[{candidates['row_id'][0]}\\]"):
+        scorer.score(doubled)
+
+
+def test_scores_follow_input_order_and_do_not_depend_on_batching(scorer, candidates):
+    whole = scorer.score(candidates).with_columns(candidates["candidate_id"])
+    shuffled = candidates.sample(fraction=1.0, shuffle=True, seed=1)
+    small_batches = scorer.score(shuffled, batch_size=5).with_columns(shuffled["candidate_id"])
+    joined = whole.join(small_batches, on="candidate_id", suffix="_shuffled")
+    assert joined.height == candidates.height
+    np.testing.assert_allclose(joined["score"].to_numpy(), joined["score_shuffled"].to_numpy(), rtol=0, atol=1e-6)
+    assert scorer.score(shuffled.filter(pl.col("row_id") == shuffled["row_id"][0])).height == 4
+
+
+def test_an_unseen_category_takes_the_unknown_id_as_in_training(scorer, candidates):
+    """Unseen categories take id 0 in serving exactly as in training: the rows still score."""
+    unseen = candidates.with_columns(pl.lit("zz").alias("country"))
+    scores = scorer.score(unseen)["score"].to_numpy()
+    assert np.all(np.isfinite(scores)) and not np.allclose(scores, scorer.score(candidates)["score"].to_numpy())
+
+
+def test_score_command_writes_ids_probabilities_and_scores(mmoe_artifact, candidates, toy_schema, tmp_path, capsys):
+    candidates.write_parquet(tmp_path / "candidates.parquet")
+    out = tmp_path / "out" / "scores.parquet"
+    main(
+        ["score", "--artifact", str(mmoe_artifact), "--input", str(tmp_path / "candidates.parquet")]
+        + ["--out", str(out), "--id_columns", "[candidate_id]"]
+    )
+    assert f"scores: {out} ({candidates.height} candidates)" in capsys.readouterr().out
+    scores = pl.read_parquet(out)
+    assert scores.columns == ["row_id", "candidate_id", *(f"p_{t}" for t in toy_schema.task_names), "score"]
+    assert scores["candidate_id"].to_list() == candidates["candidate_id"].to_list()
+    sends = scores.filter(pl.col("score") != 0)
+    assert sends.height == candidates.filter(pl.col("channel") != "none").height  # none scores exactly 0
+    with pytest.raises(InputError, match="no id column\\(s\\) \\['offer_id'\\]"):
+        main(
+            ["score", "--artifact", str(mmoe_artifact), "--input", str(tmp_path / "candidates.parquet")]
+            + ["--out", str(out), "--id_columns", "[offer_id]"]
+        )
