@@ -61,6 +61,12 @@ bench-data: $(STAMP)
 bench-pareto: $(STAMP)
 	$(BIN)/python scripts/bench_pareto.py
 
+# Serving latency (200-candidate request, p50/p99) and throughput (100k candidates): eager, .pt2, AOTInductor.
+# Needs `make demo` first (its run, events and dataset).
+.PHONY: bench-serve
+bench-serve: $(STAMP)
+	$(BIN)/python scripts/bench_serve.py --run $(DEMO_DIR)/run --events $(DEMO_DIR)/events --dataset $(DEMO_DIR)/dataset
+
 # A/B analyses of the public experiments: experiments/ab_*/results/ (README.md, results.json, plots).
 reproduce-ab: $(STAMP)
 	for name in cookie_cats hillstrom social_pressure; do \
