@@ -12,9 +12,20 @@ $MTR fit --config configs/experiment/sim_mmoe.yaml --data.path "$DEMO_DIR/datase
 $MTR predict --config "$DEMO_DIR/run/config.yaml" --ckpt_path "$DEMO_DIR/run/checkpoints/last.ckpt" \
   --trainer.default_root_dir "$DEMO_DIR/run" --trainer.logger false
 
+# Serving: the checkpoint and the chosen operating point as one artifact, then scores of raw candidate rows.
+WEIGHTS="$DEMO_DIR/pareto/weights.json"
+test -f "$WEIGHTS" || { echo "demo: $WEIGHTS not found (mtr pareto writes it)" >&2; exit 1; }
+$MTR export --checkpoint "$DEMO_DIR/run/checkpoints/last.ckpt" --weights "$WEIGHTS" --out "$DEMO_DIR/artifact"
+.venv/bin/python -m mtr.serving.candidates --events "$DEMO_DIR/events" --dataset "$DEMO_DIR/dataset" \
+  --opportunities 1000 --out "$DEMO_DIR/candidates.parquet"
+$MTR score --artifact "$DEMO_DIR/artifact" --input "$DEMO_DIR/candidates.parquet" \
+  --out "$DEMO_DIR/scores.parquet" --id_columns '[candidate_id]'
+
 echo
 echo "demo finished in $(( $(date +%s) - start )) s"
 echo "  raw event logs:   $DEMO_DIR/events"
 echo "  training dataset: $DEMO_DIR/dataset (schema: $DEMO_DIR/dataset/schema.json)"
 echo "  trained MMoE:     $DEMO_DIR/run (config.yaml, run_info.json, metrics.csv, checkpoints/)"
 echo "  predictions:      $DEMO_DIR/run/predictions/test.parquet"
+echo "  serving artifact: $DEMO_DIR/artifact (program.pt2, program_aoti.pt2 if compiled, manifest.json)"
+echo "  scores:           $DEMO_DIR/scores.parquet"
