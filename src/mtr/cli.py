@@ -19,7 +19,7 @@ def _commands() -> dict[str, Any]:
     from mtr.abtest.commands import ab_analyze, ab_plan, ab_simulate
     from mtr.data.adapters.commands import prepare_commands
     from mtr.data.commands import build_dataset
-    from mtr.ranking.commands import ope_open_bandit, ope_simulator
+    from mtr.ranking.commands import ope_open_bandit, ope_simulator, pareto
     from mtr.serving.commands import export, score
     from mtr.sim.commands import simulate
     from mtr.tuning.commands import tune
@@ -31,6 +31,7 @@ def _commands() -> dict[str, Any]:
         "ab": {"analyze": ab_analyze, "plan": ab_plan, "simulate": ab_simulate},
         "ope": {"open-bandit": ope_open_bandit, "simulator": ope_simulator},
         "tune": tune,
+        "pareto": pareto,
         "export": export,
         "score": score,
     }

@@ -163,10 +163,19 @@ def open_study(spec: ParetoSpec, study_name: str, storage: str | None) -> optuna
     return study
 
 
-def _open(storage: str | None) -> optuna.storages.BaseStorage | None:
+def _open(storage: str | None, attempts: int = 3) -> optuna.storages.BaseStorage | None:
     if storage is None:
         return None
-    opened = open_storage(storage)
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(attempts):
+        try:  # processes started together on a new database race to create its tables; the loser retries
+            opened = open_storage(storage)
+            break
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
     if isinstance(opened, optuna.storages.RDBStorage) and storage.startswith("sqlite:"):
         _sqlite_write_ahead(opened)
     return opened
@@ -197,6 +206,7 @@ def run_study(
     spec: ParetoSpec,
     n_trials: int,
     record_truth: bool = False,
+    on_truth: bool = False,
 ) -> int:
     """Run trials until the study holds `n_trials` finished ones; returns how many this process ran.
 
@@ -206,6 +216,7 @@ def run_study(
         spec: space, objectives, constraints, estimator.
         n_trials: the study's total target.
         record_truth: store each trial's true values as the user attribute "truth" (never seen by the sampler).
+        on_truth: optimise the true values instead of the estimates (the oracle's reference study).
     """
     names = evaluator.feedback.reward_names
     spec.check_rewards(names)
@@ -218,13 +229,17 @@ def run_study(
     def objective(trial: optuna.Trial) -> list[float]:
         values = {param.key: float(param.suggest(trial)) for param in space}
         chosen = evaluator.chosen(spec.weights(values), spec.policy(values))
-        estimate = dict(zip(names, evaluator.estimate(chosen, spec.estimator).tolist(), strict=True))
-        trial.set_user_attr("estimates", estimate)
-        if record_truth:
-            trial.set_user_attr("truth", dict(zip(names, evaluator.true_value(chosen).tolist(), strict=True)))
+        if record_truth or on_truth:
+            truth = dict(zip(names, evaluator.true_value(chosen).tolist(), strict=True))
+            trial.set_user_attr("truth", truth)
+        if on_truth:
+            scored = truth
+        else:
+            scored = dict(zip(names, evaluator.estimate(chosen, spec.estimator).tolist(), strict=True))
+            trial.set_user_attr("estimates", scored)
         for reward, cap in spec.constraints.items():
-            trial.set_constraint(f"max_{reward}", estimate[reward] - cap)
-        return [estimate[name] for name in spec.objectives]
+            trial.set_constraint(f"max_{reward}", scored[reward] - cap)
+        return [scored[name] for name in spec.objectives]
 
     ran: list[int] = []
     with warnings.catch_warnings():  # NaN objectives (no matched rows) are recorded as failed trials
@@ -269,12 +284,14 @@ def objective_matrix(records: list[TrialRecord], objectives: Mapping[str, Direct
     return as_maximised(values.reshape(len(records), len(objectives)), [d == "maximize" for d in objectives.values()])
 
 
-def feasible_front(records: list[TrialRecord], objectives: Mapping[str, Direction]) -> list[TrialRecord]:
-    """The feasible, non-dominated records by their estimates."""
+def feasible_front(
+    records: list[TrialRecord], objectives: Mapping[str, Direction], source: str = "estimates"
+) -> list[TrialRecord]:
+    """The feasible records that no other feasible record dominates, by their "estimates" or "truth"."""
     feasible = [r for r in records if r.feasible]
     if not feasible:
         return []
-    mask = pareto_mask(objective_matrix(feasible, objectives, "estimates"))
+    mask = pareto_mask(objective_matrix(feasible, objectives, source))
     return [r for r, keep in zip(feasible, mask, strict=True) if keep]
 
 
@@ -295,12 +312,3 @@ def knee_distances(points: np.ndarray) -> np.ndarray:
     scaled = (points - low) / np.where(high > low, high - low, 1.0)
     scaled[:, high == low] = 1.0  # an objective on which the front does not vary does not separate points
     return np.sqrt(((1.0 - scaled) ** 2).sum(axis=1))
-
-
-def timed_study(
-    study: optuna.Study, evaluator: DeterministicEvaluator, spec: ParetoSpec, n_trials: int, record_truth: bool
-) -> tuple[int, float]:
-    """`run_study` with its wall time in seconds."""
-    start = time.perf_counter()
-    ran = run_study(study, evaluator, spec, n_trials, record_truth)
-    return ran, time.perf_counter() - start
