@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train bench-pareto reproduce-census reproduce-ab tune clean
+.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train bench-pareto reproduce-census reproduce-ab reproduce-task-correlation reproduce-oracle-gap tune clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,13 @@ format: $(STAMP)
 # Regenerate constraints.txt from the current environment (after changing dependencies).
 lock: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable | grep -v -E '^(torchrec|fbgemm-gpu-cpu|fbgemm_gpu-cpu)==' > constraints.txt
+
+# Simulator experiments (each writes README.md and results.json in its folder; cached runs resume).
+reproduce-task-correlation: $(STAMP)
+	$(BIN)/python experiments/task_correlation/run.py
+
+reproduce-oracle-gap: $(STAMP)
+	$(BIN)/python experiments/oracle_gap/run.py
 
 reproduce-census: $(STAMP)
 	@test -f data/census/schema.json || $(BIN)/mtr data prepare census --out data/census

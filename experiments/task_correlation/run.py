@@ -3,9 +3,10 @@
     python experiments/task_correlation/run.py [--data data/task_correlation] [--runs runs/task_correlation]
     (or: make reproduce-task-correlation)
 
-For each value of the simulator's `task_correlation` knob (config.yaml) it simulates one world (same size and
-simulation seed, so only the knob changes), builds its dataset, trains the three capacity-matched models with
-each seed, selects each checkpoint on validation and scores the test split once. Finished runs are cached as
+For each value of the simulator's `task_correlation` knob (--task-correlation) it simulates the world of
+world.yaml with that knob (same size and simulation seed, so only the knob changes), builds its dataset,
+trains the three capacity-matched models (common.yaml + training.yaml + {model}.yaml) with each seed, selects
+each checkpoint on validation and scores the test split once. Finished runs are cached as
 JSON under --runs, so an interrupted sweep resumes. Writes results.json, gain_vs_correlation.png and the
 results table of README.md in this folder.
 """
@@ -17,17 +18,12 @@ import json
 import statistics
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
-
-from mtr.io import read_json, write_json  # noqa: E402
-from mtr.schema import CHANNELS, OBJECTIVES, DatasetSchema  # noqa: E402
-from mtr.sim.config import WorldConfig  # noqa: E402
-from mtr.training.oracle_gap import simulated_dataset  # noqa: E402
-from mtr.training.repeat import fit_and_test  # noqa: E402
+from mtr.io import read_json, write_json
+from mtr.schema import CHANNELS, OBJECTIVES, DatasetSchema
+from mtr.training.oracle_gap import read_world, simulated_dataset
+from mtr.training.repeat import fit_and_test
 
 HERE = Path(__file__).resolve().parent
 NAMES = {"shared_bottom": "Shared-Bottom", "mmoe": "MMoE", "ple": "PLE"}
@@ -44,11 +40,9 @@ def send_auc(result: dict) -> dict[str, float]:
     return {"all": all_tasks, "no_unsubscribe": statistics.fmean(others), **per_objective}
 
 
-def prepare_world(config: dict, rho: float, data: Path) -> dict:
+def prepare_world(world_file: Path, rho: float, data: Path) -> dict:
     """Simulate and build the world of one knob value (reused when already there)."""
-    folder = data / f"rho{rho:.2f}"
-    world = WorldConfig(task_correlation=rho)
-    events, dataset = simulated_dataset(folder, config["users"], config["days"], config["simulation_seed"], world)
+    events, dataset = simulated_dataset(data / f"rho{rho:.2f}", *read_world(world_file, task_correlation=rho))
     return {
         "task_correlation": rho,
         "dataset": dataset,
@@ -57,13 +51,13 @@ def prepare_world(config: dict, rho: float, data: Path) -> dict:
     }
 
 
-def run_one(config: dict, world: dict, model: str, seed: int, runs: Path) -> dict:
+def run_one(world: dict, model: str, seed: int, runs: Path) -> dict:
     """Fit and test one model with one seed on one world; cached as JSON so that a rerun resumes."""
     rho = world["task_correlation"]
     cache = runs / f"rho{rho:.2f}" / model / f"seed{seed}.json"
     if not cache.exists():
-        overrides = ["--data.path", str(world["dataset"]), "--trainer.max_epochs", str(config["max_epochs"])]
-        result = fit_and_test([HERE / "common.yaml", HERE / f"{model}.yaml"], cache.with_suffix(""), seed, overrides)
+        configs = [HERE / "common.yaml", HERE / "training.yaml", HERE / f"{model}.yaml"]
+        result = fit_and_test(configs, cache.with_suffix(""), seed, ["--data.path", str(world["dataset"])])
         write_json(cache, {"model": model, "task_correlation": rho, **result})
     result = json.loads(cache.read_text())
     return {
@@ -129,7 +123,8 @@ def table(summary: list[dict], config: dict) -> str:
 
 def plot(summary: list[dict], config: dict, path: Path) -> None:
     rho = [row["task_correlation"] for row in summary]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))  # no pyplot: no GUI backend, nothing global
+    left, right = figure.subplots(1, 2)
     for model in config["models"]:
         auc = [row["auc"][model] for row in summary]
         right.errorbar(
@@ -150,23 +145,24 @@ def plot(summary: list[dict], config: dict, path: Path) -> None:
         axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=HERE / "config.yaml")
+    parser.add_argument("--world", type=Path, default=HERE / "world.yaml", help="`mtr simulate --config` file")
+    parser.add_argument("--task-correlation", nargs="+", type=float, default=[0.0, 0.5, 1.0])
+    parser.add_argument("--models", nargs="+", default=list(NAMES), choices=list(NAMES))
     parser.add_argument("--data", type=Path, default=Path("data/task_correlation"))
     parser.add_argument("--runs", type=Path, default=Path("runs/task_correlation"))
-    parser.add_argument("--seeds", type=int, default=None, help="use only the first N seeds of the config")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     args = parser.parse_args()
-    config = yaml.safe_load(args.config.read_text())
-    if args.seeds is not None:
-        config["seeds"] = config["seeds"][: args.seeds]
-    worlds = [prepare_world(config, rho, args.data) for rho in config["task_correlation"]]
+    users, days, simulation_seed, _ = read_world(args.world)
+    config = {"users": users, "days": days, "simulation_seed": simulation_seed, "seeds": args.seeds}
+    config |= {"task_correlation": args.task_correlation, "models": args.models}
+    worlds = [prepare_world(args.world, rho, args.data) for rho in config["task_correlation"]]
     # Seed-major order: a complete first seed over every world comes before any second seed.
     runs = [
-        run_one(config, world, model, seed, args.runs)
+        run_one(world, model, seed, args.runs)
         for seed in config["seeds"]
         for world in worlds
         for model in config["models"]

@@ -8,6 +8,7 @@ the table. Both are scored by `task_metrics` on exactly the same labelled rows.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+import yaml
 
 from mtr.data.build import build_dataset_from_events
 from mtr.errors import InputError
@@ -28,6 +30,21 @@ from mtr.training.metrics import task_metrics
 
 TRUTH_FILE = Path("truth") / "logged_probabilities.parquet"
 TRUTH_KEY = "opportunity_id"
+
+
+def read_world(path: Path, task_correlation: float | None = None) -> tuple[int, int, int, WorldConfig]:
+    """(users, days, seed, world) of an `mtr simulate --config` YAML file, optionally with another knob value."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    unknown = sorted(set(raw) - {"users", "days", "seed", "world"})
+    if unknown:
+        raise InputError(f"{path}: unknown field(s) {unknown}; allowed: days, seed, users, world")
+    try:
+        world = WorldConfig(**raw.get("world", {}))
+    except TypeError as error:
+        raise InputError(f"{path}: field 'world': {error}") from error
+    if task_correlation is not None:
+        world = dataclasses.replace(world, task_correlation=task_correlation)
+    return raw.get("users", 5000), raw.get("days", 28), raw.get("seed", 0), world
 
 
 def simulated_dataset(folder: Path, users: int, days: int, seed: int, world: WorldConfig) -> tuple[Path, Path]:
