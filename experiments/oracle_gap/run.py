@@ -7,7 +7,8 @@ of the simulator's true probabilities on the same test rows.
 Simulates the demo world (world.yaml), builds its dataset, trains each model (configs/experiment/
 sim_{model}.yaml, then training.yaml) with each seed (checkpoint selected on validation), predicts the test
 split and scores truth and models with the same metrics on the same labelled rows (`mtr.training.oracle_gap`).
-Finished fits and predictions are cached under --runs, so an interrupted run resumes. Writes results.json and the results tables of README.md in this folder.
+Finished fits and predictions are cached under --runs, so an interrupted run resumes. Writes results.json and
+the results tables of README.md in this folder.
 """
 
 from __future__ import annotations
