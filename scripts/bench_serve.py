@@ -72,7 +72,9 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=100_000, help="candidates of the throughput run")
     parser.add_argument("--batch", type=int, default=2048, help="candidates per call in the throughput run")
     parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (serving: one per request)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights or DEFAULT_POINT.save(Path(tmp) / "weights.json")

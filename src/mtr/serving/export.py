@@ -74,7 +74,9 @@ def export_artifact(
         schema.save(folder)
         operating_point.save(folder / WEIGHTS_FILE)
         aoti_status = (
-            _compile_aoti(exported, program, schema, folder / AOTI_FILE) if aoti else {"reason": "not requested (--aoti false)"}
+            _compile_aoti(exported, program, schema, folder / AOTI_FILE)
+            if aoti
+            else {"reason": "not requested (--aoti false)"}
         )
         manifest = {
             "version": MANIFEST_VERSION,

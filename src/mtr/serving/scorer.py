@@ -37,8 +37,10 @@ def check_raw_dtypes(columns: pl.Schema, schema: DatasetSchema, table: str = TAB
     Int64 id sent as Float64 would read "3.0", a Boolean sent as Int8 "1", and both would silently become
     the unknown id. Integer widths and string encodings may differ; they print the same.
     """
-    kinds = {"String": STRING, "Boolean": pl.Boolean, "Float32": FLOAT, "Float64": FLOAT}
-    required = {f.name: kinds.get(f.dtype, INTEGER) for f in schema.sparse_features}
+    kinds = {"String": STRING, "Categorical": STRING, "Enum": STRING, "Boolean": pl.Boolean, "Float": FLOAT}
+    required = {
+        f.name: next((k for p, k in kinds.items() if f.dtype.startswith(p)), INTEGER) for f in schema.sparse_features
+    }
     check_columns(table, columns, required | {f.name: NUMERIC + (pl.Boolean,) for f in schema.dense_features})
 
 
