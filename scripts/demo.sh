@@ -12,6 +12,10 @@ $MTR fit --config configs/experiment/sim_mmoe.yaml --data.path "$DEMO_DIR/datase
 $MTR predict --config "$DEMO_DIR/run/config.yaml" --ckpt_path "$DEMO_DIR/run/checkpoints/last.ckpt" \
   --trainer.default_root_dir "$DEMO_DIR/run" --trainer.logger false
 
+# Pareto weighting: fusion weights and send cost tuned on the validation split's off-policy estimates.
+$MTR pareto --config configs/pareto/sim.yaml --run "$DEMO_DIR/run" --dataset "$DEMO_DIR/dataset" \
+  --events "$DEMO_DIR/events" --out "$DEMO_DIR/pareto"
+
 # Serving: the checkpoint and the chosen operating point as one artifact, then scores of raw candidate rows.
 WEIGHTS="$DEMO_DIR/pareto/weights.json"
 test -f "$WEIGHTS" || { echo "demo: $WEIGHTS not found (mtr pareto writes it)" >&2; exit 1; }
@@ -27,5 +31,6 @@ echo "  raw event logs:   $DEMO_DIR/events"
 echo "  training dataset: $DEMO_DIR/dataset (schema: $DEMO_DIR/dataset/schema.json)"
 echo "  trained MMoE:     $DEMO_DIR/run (config.yaml, run_info.json, metrics.csv, checkpoints/)"
 echo "  predictions:      $DEMO_DIR/run/predictions/test.parquet"
+echo "  Pareto front:     $DEMO_DIR/pareto/front.png (front.html, front.csv); chosen weights: $WEIGHTS"
 echo "  serving artifact: $DEMO_DIR/artifact (program.pt2, program_aoti.pt2 if compiled, manifest.json)"
 echo "  scores:           $DEMO_DIR/scores.parquet"

@@ -148,3 +148,24 @@ def test_bad_spec_names_the_field():
         ParetoSpec(params=SPACE, fixed={"conversion": 1.0, "engagement": 1.0})
     with pytest.raises(InputError, match="constraints"):
         spec(constraints={"clicks": 0.1}).check_rewards((*OBJECTIVES, SEND_VOLUME))
+
+
+def test_scored_problem_is_cached_and_rebuilt_when_its_inputs_change(problem, tmp_path):
+    from mtr.ranking.pareto_data import cached_problem
+
+    builds = []
+
+    def build() -> LoggedProblem:
+        builds.append(1)
+        return problem
+
+    cache = tmp_path / "problem.npz"
+    cached_problem(cache, {"model": 1}, build)
+    loaded = cached_problem(cache, {"model": 1}, build)
+    assert len(builds) == 1
+    np.testing.assert_array_equal(loaded.inputs.probabilities, problem.inputs.probabilities)
+    np.testing.assert_array_equal(loaded.feedback.logged_index, problem.feedback.logged_index)
+    np.testing.assert_array_equal(loaded.truth, problem.truth)
+    assert loaded.feedback.reward_names == problem.feedback.reward_names
+    cached_problem(cache, {"model": 2}, build)
+    assert len(builds) == 2

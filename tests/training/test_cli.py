@@ -33,6 +33,9 @@ YAML_COMMANDS: dict[str, list[str]] = {
     "experiments/ab_*/config.yaml": ["ab", "analyze", "--config"],
     "experiments/ope_open_bandit/config.yaml": ["ope", "open-bandit", "--config"],
     "experiments/ope_simulator/config.yaml": ["ope", "simulator", "--config"],
+    "configs/pareto/*.yaml": ["pareto", "--config"],
+    "experiments/pareto_*/config.yaml": ["pareto", "--config"],
+    "experiments/pareto_hillstrom/train.yaml": ["fit", "--config"],
 }
 
 

@@ -95,7 +95,7 @@ def pareto(
 
     Args:
         out: output folder: front.csv, front.json, front.png, front.html, trials.csv, weights.json, summary.json
-            (and study.db, the default storage).
+            (and study.db, the default storage, and problem.npz, the scored candidates, reused by re-runs).
         run: run folder of the model trained by `mtr fit` (config.yaml, checkpoints/).
         dataset: the dataset folder whose `split` rows are the logged opportunities evaluated.
         params: search space: conversion, engagement, retention, unsubscribe, send_cost or threshold ->
@@ -117,7 +117,7 @@ def pareto(
         oracle_check: on the simulator, also search on the truth and report the hypervolume ratio.
     """
     from mtr.ranking.pareto import ParetoSpec
-    from mtr.ranking.pareto_data import arm_problem, simulator_problem
+    from mtr.ranking.pareto_data import arm_problem, cached_problem, file_stamp, simulator_problem, split_rows
     from mtr.ranking.pareto_run import StudyRun, run_pareto
 
     spec = ParetoSpec(
@@ -130,12 +130,24 @@ def pareto(
         sampler=sampler,
         prune=prune,
     )
-    problem = (
-        simulator_problem(run, dataset, events, split, checkpoint)
-        if events is not None
-        else arm_problem(run, dataset, split, checkpoint)
-    )
     provenance = {"run": str(run), "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
+    checkpoint_path = Path(checkpoint) if Path(checkpoint).exists() else Path(run) / "checkpoints" / checkpoint
+    key = {
+        **provenance,
+        "events": str(events),
+        "model": file_stamp(checkpoint_path) if checkpoint_path.exists() else None,
+    }
+    key["rows"] = file_stamp(split_rows(dataset, split)[1].split_path(dataset, split))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    problem = cached_problem(
+        Path(out) / "problem.npz",
+        key,
+        lambda: (
+            simulator_problem(run, dataset, events, split, checkpoint)
+            if events is not None
+            else arm_problem(run, dataset, split, checkpoint)
+        ),
+    )
     summary = run_pareto(problem, spec, StudyRun(out, study_name, storage, n_trials, oracle_check), provenance)
     chosen = summary["chosen"]
     print(f"study '{study_name}': {summary['trials_completed']} trials, front of {summary['front_size']}")

@@ -11,6 +11,8 @@ Either way the model scores every candidate once, here, and no trial touches the
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from torch import nn
 from mtr.data.datamodule import sparse_batch
 from mtr.data.preprocess import encode_features
 from mtr.errors import InputError
+from mtr.io import atomic_write_bytes
 from mtr.ranking.candidates import (
     candidate_model_rows,
     load_trained_model,
@@ -137,3 +140,51 @@ def _channel_probabilities(
             if column >= 0:
                 out[start : start + batch_size, k] = probabilities[:, column]
     return out
+
+
+def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -> LoggedProblem:
+    """The problem saved in `cache` (an .npz) when it was built from the same `key`, else `build()` and save it.
+
+    Scoring every candidate with the model is the slow part of a study (minutes on a busy CPU); re-runs,
+    resumes and extra worker processes on the same inputs load it instead. The key names the inputs and
+    their files' sizes and modification times.
+    """
+    key_json = json.dumps(key, sort_keys=True, default=str)
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+            if str(saved["key"]) == key_json:
+                return _from_arrays(saved)
+    problem = build()
+    fb, groups = problem.feedback, problem.inputs.groups
+    arrays = {
+        "key": np.array(key_json),
+        "description": np.array(json.dumps(problem.description)),
+        "sizes": groups.sizes, "channel": groups.channel, "user": groups.user, "day": groups.day,
+        "probabilities": problem.inputs.probabilities, "logged_index": fb.logged_index,
+        "propensity": fb.propensity, "rewards": fb.rewards, "mask": fb.mask,
+        "predicted": fb.predicted, "reward_names": np.array(fb.reward_names),
+    }  # fmt: skip
+    if problem.truth is not None:
+        arrays["truth"] = problem.truth
+    tmp = cache.with_name(f".{cache.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    atomic_write_bytes(cache, tmp.read_bytes())
+    tmp.unlink()
+    return problem
+
+
+def _from_arrays(saved: np.lib.npyio.NpzFile) -> LoggedProblem:
+    groups = CandidateGroups.build(saved["sizes"], saved["channel"], saved["user"], saved["day"])
+    names = tuple(str(n) for n in saved["reward_names"])
+    feedback = LoggedFeedback(
+        groups, saved["logged_index"], saved["propensity"], saved["rewards"], saved["mask"], saved["predicted"], names
+    )
+    truth = saved["truth"] if "truth" in saved.files else None
+    inputs = FusionInputs(groups, saved["probabilities"])
+    return LoggedProblem(inputs, feedback, truth, json.loads(str(saved["description"])))
+
+
+def file_stamp(path: Path) -> dict[str, float]:
+    """Size and modification time of a file, for cache keys."""
+    stat = Path(path).stat()
+    return {"size": stat.st_size, "mtime": stat.st_mtime}
