@@ -125,16 +125,16 @@ def plot(summary: list[dict], config: dict, path: Path) -> None:
     rho = [row["task_correlation"] for row in summary]
     figure = Figure(figsize=(11, 4))  # no pyplot: no GUI backend, nothing global
     left, right = figure.subplots(1, 2)
-    for model in config["models"]:
+    for index, model in enumerate(config["models"]):
+        style = {"marker": "o", "capsize": 3, "color": f"C{index}"}  # one colour per model in both panels
         auc = [row["auc"][model] for row in summary]
-        right.errorbar(
-            rho, [a["mean"] for a in auc], [a["std"] for a in auc], marker="o", capsize=3, label=NAMES[model]
-        )
-        if model != BASELINE:
-            gain = [row["gain"][model]["all"] for row in summary]
-            left.errorbar(
-                rho, [g["mean"] for g in gain], [g["std"] for g in gain], marker="o", capsize=3, label=NAMES[model]
-            )
+        right.errorbar(rho, [a["mean"] for a in auc], [a["std"] for a in auc], label=NAMES[model], **style)
+        if model == BASELINE:
+            continue
+        for part, line, label in (("all", "-", "12 send tasks"), ("no_unsubscribe", "--", "without unsubscribe")):
+            gain = [row["gain"][model][part] for row in summary]
+            mean, std = [g["mean"] for g in gain], [g["std"] for g in gain]
+            left.errorbar(rho, mean, std, linestyle=line, label=f"{NAMES[model]}, {label}", **style)
     left.axhline(0, color="grey", lw=0.8)
     left.set(ylabel="test AUC gain over Shared-Bottom", title="Gain over Shared-Bottom (mean ± std over seeds)")
     right.set(ylabel="test AUC, mean of 12 send tasks", title="Test AUC")
