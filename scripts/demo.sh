@@ -2,27 +2,30 @@
 # The main job end to end on the embedded default, the ground-truth simulator.
 set -euo pipefail
 DEMO_DIR=${DEMO_DIR:-demo}
-MTR=.venv/bin/mtr
 start=$(date +%s)
+# Every step prints its wall time, so a slow step shows.
+MTR() { local t0=$(date +%s); .venv/bin/mtr "$@"; echo "[demo] mtr $1: $(( $(date +%s) - t0 )) s"; }
 
-$MTR simulate --users 5000 --days 28 --seed 7 --out "$DEMO_DIR/events"
-$MTR build-dataset --events "$DEMO_DIR/events" --out "$DEMO_DIR/dataset"
-$MTR fit --config configs/experiment/sim_mmoe.yaml --data.path "$DEMO_DIR/dataset" \
+MTR simulate --users 5000 --days 28 --seed 7 --out "$DEMO_DIR/events"
+MTR build-dataset --events "$DEMO_DIR/events" --out "$DEMO_DIR/dataset"
+MTR fit --config configs/experiment/sim_mmoe.yaml --data.path "$DEMO_DIR/dataset" \
   --trainer.max_epochs 4 --trainer.default_root_dir "$DEMO_DIR/run" --trainer.enable_progress_bar false
-$MTR predict --config "$DEMO_DIR/run/config.yaml" --ckpt_path "$DEMO_DIR/run/checkpoints/last.ckpt" \
+# The checkpoint selected on the validation split's mean AUC (val/selection) is the one used from here on.
+BEST=$(ls "$DEMO_DIR"/run/checkpoints/best-*.ckpt | head -n 1)
+MTR predict --config "$DEMO_DIR/run/config.yaml" --ckpt_path "$BEST" \
   --trainer.default_root_dir "$DEMO_DIR/run" --trainer.logger false
 
 # Pareto weighting: fusion weights and send cost tuned on the validation split's off-policy estimates.
-$MTR pareto --config configs/pareto/sim.yaml --run "$DEMO_DIR/run" --dataset "$DEMO_DIR/dataset" \
-  --events "$DEMO_DIR/events" --out "$DEMO_DIR/pareto"
+MTR pareto --config configs/pareto/sim.yaml --run "$DEMO_DIR/run" --dataset "$DEMO_DIR/dataset" \
+  --events "$DEMO_DIR/events" --checkpoint "$BEST" --out "$DEMO_DIR/pareto"
 
 # Serving: the checkpoint and the chosen operating point as one artifact, then scores of raw candidate rows.
 WEIGHTS="$DEMO_DIR/pareto/weights.json"
 test -f "$WEIGHTS" || { echo "demo: $WEIGHTS not found (mtr pareto writes it)" >&2; exit 1; }
-$MTR export --checkpoint "$DEMO_DIR/run/checkpoints/last.ckpt" --weights "$WEIGHTS" --out "$DEMO_DIR/artifact"
+MTR export --checkpoint "$BEST" --weights "$WEIGHTS" --out "$DEMO_DIR/artifact"
 .venv/bin/python -m mtr.serving.candidates --events "$DEMO_DIR/events" --dataset "$DEMO_DIR/dataset" \
   --opportunities 1000 --out "$DEMO_DIR/candidates.parquet"
-$MTR score --artifact "$DEMO_DIR/artifact" --input "$DEMO_DIR/candidates.parquet" \
+MTR score --artifact "$DEMO_DIR/artifact" --input "$DEMO_DIR/candidates.parquet" \
   --out "$DEMO_DIR/scores.parquet" --id_columns '[candidate_id]'
 
 echo

@@ -242,13 +242,17 @@ def run_study(
         return [scored[name] for name in spec.objectives]
 
     ran: list[int] = []
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial drowns the summary; trials.csv has them
     with warnings.catch_warnings():  # NaN objectives (no matched rows) are recorded as failed trials
         warnings.simplefilter("ignore", UserWarning)
         study.optimize(
             objective,
             n_trials=n_trials - done,
             callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=DONE), lambda _, t: ran.append(t.number)],
+            show_progress_bar=True,
         )
+    optuna.logging.set_verbosity(verbosity)
     return len(ran)
 
 
