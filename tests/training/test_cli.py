@@ -129,6 +129,8 @@ def test_run_folder_holds_config_provenance_checkpoints_and_predictions(sim_data
             *QUIET,
         ]
     )
+    assert yaml.safe_load((root / "config.yaml").read_text()) == saved  # predicting keeps the training config
+    assert (root / "config.predict.yaml").exists()
     predictions = pl.read_parquet(out)
     test_rows = pl.read_parquet(sim_dataset / "test.parquet")["row_id"]
     assert predictions["row_id"].to_list() == test_rows.to_list()

@@ -17,7 +17,6 @@ Selection rules for the one operating point written to weights.json:
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,19 +162,10 @@ def open_study(spec: ParetoSpec, study_name: str, storage: str | None) -> optuna
     return study
 
 
-def _open(storage: str | None, attempts: int = 3) -> optuna.storages.BaseStorage | None:
+def _open(storage: str | None) -> optuna.storages.BaseStorage | None:
     if storage is None:
         return None
-    from sqlalchemy.exc import IntegrityError
-
-    for attempt in range(attempts):
-        try:  # processes started together on a new database race to create its tables; the loser retries
-            opened = open_storage(storage)
-            break
-        except IntegrityError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
+    opened = open_storage(storage)
     if isinstance(opened, optuna.storages.RDBStorage) and storage.startswith("sqlite:"):
         _sqlite_write_ahead(opened)
     return opened

@@ -21,9 +21,20 @@ from mtr.training.module import MultiTaskModule
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """Saves the resolved config and the run's provenance into the run folder."""
+    """Saves the resolved config and the run's provenance into the run folder.
+
+    Training writes `config.yaml` and `run_info.json`; validate, test and predict write `config.{stage}.yaml`
+    beside them, so that evaluating a run never overwrites the config it was trained with.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if stage != "fit":
+            self.config_filename = f"config.{stage}.yaml"
+        super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if stage != "fit":
+            return
         folder = Path(trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         data = trainer.datamodule

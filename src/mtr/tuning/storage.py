@@ -6,10 +6,12 @@ one study from many processes or machines.
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
@@ -49,14 +51,16 @@ def open_storage(spec: str) -> BaseStorage:
     if spec.startswith("sqlite:///"):
         Path(spec[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file only
     try:
-        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna; they are what we want here
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                spec,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
+        for attempt in range(3):
+            try:
+                return _database_storage(spec)
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
+                # Workers started together race to create a new database's tables and version row; the loser
+                # retries and then finds them (Optuna's set-up is not safe against a concurrent creator).
+                racing = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error)
+                if not racing or attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as error:
         raise InputError(f"storage: cannot open '{spec}': {error}") from error
 
@@ -66,3 +70,14 @@ def fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():  # a no-op for storages without heartbeats (journal)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def _database_storage(spec: str) -> RDBStorage:
+    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna; they are what we want here
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(
+            spec,
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
