@@ -14,6 +14,7 @@ from typing import Any
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.trainer.states import TrainerFn
 
 from mtr.data.datamodule import MessagingDataModule
 from mtr.training.callbacks import PredictionParquetWriter, RngState, save_run_info
@@ -29,7 +30,7 @@ class SaveRunConfig(SaveConfigCallback):
 
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         if stage != "fit":
-            self.config_filename = f"config.{stage}.yaml"
+            self.config_filename = f"config.{TrainerFn(stage).value}.yaml"
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
