@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mtr.io import write_json
+from mtr.io import write_json, write_results_section
 from mtr.training.repeat import fit_and_test, summarise
 
 HERE = Path(__file__).resolve().parent
@@ -21,7 +21,6 @@ MODELS = {"single_task": "Single-task", "shared_bottom": "Shared-Bottom", "mmoe"
 # Ma et al., KDD 2018, Table 1, test AUC (mean column): income, marital status.
 PAPER = {"single_task": (0.9337, 0.9922), "shared_bottom": (0.9295, 0.9921), "mmoe": (0.9359, 0.9927)}
 METRICS = ["test/income/auc", "test/marital/auc", "val_selection", "epochs"]
-TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def train(seeds: int, runs: Path, models: list[str]) -> None:
@@ -81,10 +80,7 @@ def main() -> None:
         return
     summary = {m: summarise([r for r in results if r["model"] == m], METRICS) for m in MODELS}
     write_json(HERE / "results.json", {"summary": summary, "paper": PAPER, "runs": results})
-    readme = HERE / "README.md"
-    text = readme.read_text()
-    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
-    readme.write_text(text[:start] + "\n" + table(summary) + "\n" + text[end:])
+    write_results_section(HERE / "README.md", table(summary))
     print(table(summary))
 
 

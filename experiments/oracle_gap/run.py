@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtr.io import read_json, write_json
+from mtr.io import read_json, write_json, write_results_section
 from mtr.training.oracle_gap import oracle_gap, predict_split, read_world, simulated_dataset
 from mtr.training.repeat import fit_and_test
 
@@ -27,7 +27,6 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = HERE.parents[1] / "configs" / "experiment"
 NAMES = {"single_task": "Single-task", "shared_bottom": "Shared-Bottom", "mmoe": "MMoE", "ple": "PLE"}
 METRICS = ("auc", "logloss", "ne", "calibration", "ece")
-TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def train_and_predict(dataset: Path, model: str, seed: int, runs: Path) -> Path:
@@ -118,10 +117,7 @@ def main() -> None:
         {"seed": s, "models": gap["models"]} for s, gap in zip(config["seeds"], per_seed, strict=True)
     ]
     write_json(HERE / "results.json", result)
-    readme = HERE / "README.md"
-    text = readme.read_text()
-    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
-    readme.write_text(text[:start] + "\n" + tables(result) + "\n" + text[end:])
+    write_results_section(HERE / "README.md", tables(result))
     print(tables(result))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from mtr.io import read_json, write_json
+from mtr.io import read_json, write_json, write_results_section
 from mtr.schema import CHANNELS, OBJECTIVES, DatasetSchema
 from mtr.training.oracle_gap import read_world, simulated_dataset
 from mtr.training.repeat import fit_and_test
@@ -28,7 +28,6 @@ from mtr.training.repeat import fit_and_test
 HERE = Path(__file__).resolve().parent
 NAMES = {"shared_bottom": "Shared-Bottom", "mmoe": "MMoE", "ple": "PLE"}
 BASELINE = "shared_bottom"
-TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def send_auc(result: dict) -> dict[str, float]:
@@ -170,10 +169,7 @@ def main() -> None:
     summary = summarise(runs, config)
     write_json(HERE / "results.json", {"config": config, "summary": summary, "runs": runs})
     plot(summary, config, HERE / "gain_vs_correlation.png")
-    readme = HERE / "README.md"
-    text = readme.read_text()
-    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
-    readme.write_text(text[:start] + "\n" + table(summary, config) + "\n" + text[end:])
+    write_results_section(HERE / "README.md", table(summary, config))
     print(table(summary, config))
 
 

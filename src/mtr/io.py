@@ -85,3 +85,18 @@ def write_parquet(frame: Any, path: Path | str) -> None:
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     frame.write_parquet(tmp)
     os.replace(tmp, path)
+
+
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def write_results_section(readme: Path | str, text: str) -> None:
+    """Replace what lies between the results markers of an experiment's README with `text`, atomically."""
+    readme = Path(readme)
+    content = readme.read_text()
+    if RESULTS_START not in content or RESULTS_END not in content:
+        from mtr.errors import InputError
+
+        raise InputError(f"{readme} has no '{RESULTS_START}' ... '{RESULTS_END}' markers")
+    start, end = content.index(RESULTS_START) + len(RESULTS_START), content.index(RESULTS_END)
+    atomic_write_bytes(readme, (content[:start] + "\n" + text + "\n" + content[end:]).encode())
