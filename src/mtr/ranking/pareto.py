@@ -17,6 +17,7 @@ Selection rules for the one operating point written to weights.json:
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -240,7 +241,7 @@ def run_study(
             objective,
             n_trials=n_trials - done,
             callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=DONE), lambda _, t: ran.append(t.number)],
-            show_progress_bar=True,
+            show_progress_bar=sys.stderr.isatty(),
         )
     optuna.logging.set_verbosity(verbosity)
     return len(ran)
