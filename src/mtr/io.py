@@ -69,6 +69,17 @@ def read_json(path: Path | str, missing: str | None = None) -> Any:
         raise InputError(f"{path} is not valid JSON: {error}") from error
 
 
+def files_fingerprint(files: dict[str, Path]) -> str:
+    """One SHA-256 over named files' hashes, in name order: which data a build or a run saw.
+
+    A missing file counts as the text "missing", so that a fingerprint can still be taken and compared.
+    """
+    digest = hashlib.sha256()
+    for name, path in sorted(files.items()):
+        digest.update(f"{name}:{sha256_file(path) if Path(path).exists() else 'missing'}\n".encode())
+    return digest.hexdigest()
+
+
 def sha256_file(path: Path | str) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -6,7 +6,6 @@ then index slices, so there is no per-row Python in the loop.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from mtr.data.preprocess import encode_features, encode_targets
 from mtr.errors import InputError
-from mtr.io import sha256_file
+from mtr.io import files_fingerprint
 from mtr.schema import SCHEMA_FILE, DatasetSchema
 
 
@@ -159,11 +158,8 @@ class MessagingDataModule(pl.LightningDataModule):
     @property
     def fingerprint(self) -> str:
         """SHA-256 over schema.json and the split files: which data a run saw."""
-        digest = hashlib.sha256((self.path / SCHEMA_FILE).read_bytes())
-        for name in sorted(self.schema.splits):
-            path = self.schema.split_path(self.path, name)
-            digest.update(sha256_file(path).encode() if path.exists() else b"missing")
-        return digest.hexdigest()
+        splits = {name: self.schema.split_path(self.path, name) for name in self.schema.splits}
+        return files_fingerprint({**splits, SCHEMA_FILE: self.path / SCHEMA_FILE})
 
     def split(self, name: str) -> TableDataset:
         """The split's tensors, read on first use."""

@@ -7,7 +7,6 @@ Each failure raises `InputError` naming the table and the column (or meta.json a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ import polars as pl
 
 from mtr.data.events import EVENT_TABLES, META_FILE, TIMESTAMP
 from mtr.errors import InputError
-from mtr.io import sha256_file
+from mtr.io import files_fingerprint
 from mtr.schema import CHANNELS, NO_SEND
 from mtr.tables import scan_table
 
@@ -47,10 +46,7 @@ class EventLog:
 
     def fingerprint(self) -> str:
         """SHA-256 over meta.json and every table's bytes, in table-name order."""
-        digest = hashlib.sha256()
-        for name, path in sorted({**self.paths, "meta": self.folder / META_FILE}.items()):
-            digest.update(f"{name}:{sha256_file(path)}\n".encode())
-        return digest.hexdigest()
+        return files_fingerprint({**self.paths, "meta": self.folder / META_FILE})
 
 
 def open_event_log(folder: Path | str) -> EventLog:
