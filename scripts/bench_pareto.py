@@ -19,12 +19,12 @@ from pathlib import Path
 import optuna
 
 from bench_ranking import synthetic  # scripts/ is on the path of a script run from it
-from mtr.ranking.fusion import FusionWeights
-from mtr.ranking.ope import SEND_VOLUME
-from mtr.ranking.pareto import ParetoSpec, SamplerSpec, open_study, run_study
-from mtr.ranking.pareto_eval import DeterministicEvaluator
-from mtr.ranking.policy import PolicyConfig
+from mtr.ope.estimators import SEND_VOLUME
+from mtr.ope.evaluator import DeterministicEvaluator
+from mtr.pareto.study import ParetoSpec, SamplerSpec, open_study, run_study
 from mtr.schema import OBJECTIVES
+from mtr.scoring.fusion import FusionWeights
+from mtr.scoring.policy import PolicyConfig
 
 TARGET_S = 120.0
 SPACE = {

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from mtr.ranking.fusion import FusionInputs, FusionWeights, fuse
-from mtr.ranking.groups import NONE_CODE, CandidateGroups
-from mtr.ranking.ope import LoggedFeedback, evaluate
-from mtr.ranking.policy import PolicyConfig, decide
+from mtr.ope.estimators import LoggedFeedback, evaluate
+from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
+from mtr.scoring.groups import NONE_CODE, CandidateGroups
+from mtr.scoring.policy import PolicyConfig, decide
 
 
 def synthetic(opportunities: int, candidates: int, seed: int = 0) -> tuple[FusionInputs, LoggedFeedback]:

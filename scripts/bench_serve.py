@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtr.ranking.candidates import load_trained_model
-from mtr.ranking.fusion import FusionWeights
-from mtr.ranking.operating_point import OperatingPoint
-from mtr.ranking.policy import PolicyConfig
-from mtr.serving.candidates import simulator_requests
+from mtr.models.checkpoint import load_trained_model
+from mtr.scoring.fusion import FusionWeights
+from mtr.scoring.operating_point import OperatingPoint
+from mtr.scoring.policy import PolicyConfig
+from mtr.scoring.requests import simulator_requests
 from mtr.serving.export import export_artifact
 from mtr.serving.program import ScoringProgram
 from mtr.serving.scorer import ProgramInputs, Scorer

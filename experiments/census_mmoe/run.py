@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mtr.experiments.repeat import fit_and_test, summarise
 from mtr.io import write_json, write_results_section
-from mtr.training.repeat import fit_and_test, summarise
 
 HERE = Path(__file__).resolve().parent
 MODELS = {"single_task": "Single-task", "shared_bottom": "Shared-Bottom", "mmoe": "MMoE", "ple": "PLE"}

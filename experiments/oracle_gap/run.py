@@ -6,7 +6,7 @@ of the simulator's true probabilities on the same test rows.
 
 Simulates the demo world (world.yaml), builds its dataset, trains each model (configs/experiment/
 sim_{model}.yaml, then training.yaml) with each seed (checkpoint selected on validation), predicts the test
-split and scores truth and models with the same metrics on the same labelled rows (`mtr.training.oracle_gap`).
+split and scores truth and models with the same metrics on the same labelled rows (`mtr.experiments.oracle_gap`).
 Finished fits and predictions are cached under --runs, so an interrupted run resumes. Writes results.json and
 the results tables of README.md in this folder.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mtr.experiments.oracle_gap import oracle_gap, predict_split, read_world, simulated_dataset
+from mtr.experiments.repeat import fit_and_test
 from mtr.io import read_json, write_json, write_results_section
-from mtr.training.oracle_gap import oracle_gap, predict_split, read_world, simulated_dataset
-from mtr.training.repeat import fit_and_test
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE.parents[1] / "configs" / "experiment"

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from mtr.experiments.oracle_gap import read_world, simulated_dataset
+from mtr.experiments.repeat import fit_and_test
 from mtr.io import read_json, write_json, write_results_section
 from mtr.schema import CHANNELS, OBJECTIVES, DatasetSchema
-from mtr.training.oracle_gap import read_world, simulated_dataset
-from mtr.training.repeat import fit_and_test
 
 HERE = Path(__file__).resolve().parent
 NAMES = {"shared_bottom": "Shared-Bottom", "mmoe": "MMoE", "ple": "PLE"}

@@ -19,7 +19,9 @@ def _commands() -> dict[str, Any]:
     from mtr.abtest.commands import ab_analyze, ab_plan, ab_simulate
     from mtr.data.adapters.commands import prepare_commands
     from mtr.data.commands import build_dataset
-    from mtr.ranking.commands import ope_open_bandit, ope_simulator, pareto
+    from mtr.experiments.commands import ope_open_bandit, ope_simulator
+    from mtr.pareto.commands import pareto
+    from mtr.scoring.requests import write_simulator_requests
     from mtr.serving.commands import export, score
     from mtr.sim.commands import simulate
     from mtr.tuning.commands import tune
@@ -32,6 +34,7 @@ def _commands() -> dict[str, Any]:
         "ope": {"open-bandit": ope_open_bandit, "simulator": ope_simulator},
         "tune": tune,
         "pareto": pareto,
+        "candidates": write_simulator_requests,
         "export": export,
         "score": score,
     }

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 from mtr.errors import InputError
 from mtr.io import read_json, write_json
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective, check_objectives, objective_names
 
-OBJECTIVES = ("conversion", "engagement", "retention", "unsubscribe")
+OBJECTIVES = objective_names(MESSAGING_OBJECTIVES)  # the messaging objectives' names, in table order
 CHANNELS = ("push", "email", "in_app")
 NO_SEND = "none"  # the channel of a "send nothing" action
 SPLITS = ("train", "validation", "test")
@@ -100,6 +101,8 @@ class DatasetSchema:
         value_columns: other columns kept for analysis (for example spend).
         splits: split name -> Parquet file name inside the dataset folder.
         metadata: free-form facts about the data: source, fingerprint, row counts, rates.
+        objectives: the objective table of the tasks (kind, direction, ...); objectives not declared
+            here come from `MESSAGING_OBJECTIVES` by name, or are binary benefits (see `objective_table`).
     """
 
     name: str
@@ -112,8 +115,10 @@ class DatasetSchema:
     value_columns: tuple[str, ...] = ()
     splits: dict[str, str] = field(default_factory=lambda: {s: f"{s}.parquet" for s in SPLITS})
     metadata: dict[str, Any] = field(default_factory=dict)
+    objectives: tuple[Objective, ...] = ()
 
     def __post_init__(self) -> None:
+        check_objectives(self.objectives, f"schema '{self.name}': objectives")
         for kind, names in (("feature", [f.name for f in self.features]), ("task", self.task_names)):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
@@ -133,6 +138,26 @@ class DatasetSchema:
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
 
+    @property
+    def objective_table(self) -> tuple[Objective, ...]:
+        """The objectives of the tasks, in table order: declared ones first, then the messaging table's order,
+        then undeclared names (binary benefits, such as census's income) in task order."""
+        declared = {o.name: o for o in (*MESSAGING_OBJECTIVES, *self.objectives)}
+        used = dict.fromkeys(t.objective for t in self.tasks)
+        order = [*objective_names(self.objectives), *OBJECTIVES, *used]
+        return tuple(declared.get(name, Objective(name)) for name in dict.fromkeys(order) if name in used)
+
+    def objective(self, name: str) -> Objective:
+        """The objective called `name`; an unknown name raises naming the schema's objectives."""
+        for objective in self.objective_table:
+            if objective.name == name:
+                return objective
+        raise InputError(f"schema '{self.name}' has no objective {name!r} (objectives: {self.objective_names})")
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        return objective_names(self.objective_table)
+
     def to_dict(self) -> dict[str, Any]:
         return {"version": SCHEMA_VERSION, **dataclasses.asdict(self)}
 
@@ -147,8 +172,11 @@ class DatasetSchema:
             _build(FeatureSpec, item, f"{source}: features[{i}]") for i, item in enumerate(raw.pop("features", []))
         )
         tasks = tuple(_build(TaskSpec, item, f"{source}: tasks[{i}]") for i, item in enumerate(raw.pop("tasks", [])))
+        objectives = tuple(
+            _build(Objective, item, f"{source}: objectives[{i}]") for i, item in enumerate(raw.pop("objectives", []))
+        )
         raw["value_columns"] = tuple(raw.get("value_columns", ()))
-        return _build(cls, {**raw, "features": features, "tasks": tasks}, source)
+        return _build(cls, {**raw, "features": features, "tasks": tasks, "objectives": objectives}, source)
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / SCHEMA_FILE
@@ -180,18 +208,26 @@ def _build(cls: type, raw: dict[str, Any], source: str) -> Any:
         raise InputError(f"{source}: {error}") from error
 
 
-def messaging_tasks() -> tuple[TaskSpec, ...]:
-    """The simulator's tasks: every objective on every channel, then organic (no-send) outcomes.
+def messaging_tasks(objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES) -> tuple[TaskSpec, ...]:
+    """The messaging tasks of an objective table: every objective on every channel, then organic outcomes.
 
-    A no-send has no engagement or unsubscribe, so only conversion and retention have "none" tasks.
+    Only objectives that exist without a send (conversion, retention) have "none" tasks: a no-send has no
+    engagement or unsubscribe.
     """
     send_tasks = [
-        TaskSpec(f"{o}_{c}", o, c, label_column=f"label_{o}", mask_column=f"mask_{o}_{c}")
+        TaskSpec(f"{o.name}_{c}", o.name, c, label_column=f"label_{o.name}", mask_column=f"mask_{o.name}_{c}")
         for c in CHANNELS
-        for o in OBJECTIVES
+        for o in objectives
     ]
     organic = [
-        TaskSpec(f"{o}_{NO_SEND}", o, NO_SEND, label_column=f"label_{o}", mask_column=f"mask_{o}_{NO_SEND}")
-        for o in ("conversion", "retention")
+        TaskSpec(
+            f"{o.name}_{NO_SEND}",
+            o.name,
+            NO_SEND,
+            label_column=f"label_{o.name}",
+            mask_column=f"mask_{o.name}_{NO_SEND}",
+        )
+        for o in objectives
+        if o.exists_for_none
     ]
     return tuple(send_tasks + organic)

@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from mtr.ranking.fusion import FusionWeights
-from mtr.ranking.operating_point import OperatingPoint
-from mtr.ranking.policy import PolicyConfig
 from mtr.schema import CHANNELS, NO_SEND, SCHEMA_CHECKPOINT_KEY, DatasetSchema
+from mtr.scoring.fusion import FusionWeights
+from mtr.scoring.operating_point import OperatingPoint
+from mtr.scoring.policy import PolicyConfig
 
 # Small settings of every architecture, as a run's config.yaml names them.
 ARCHITECTURES = {

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from mtr.cli import main
-from mtr.data.datamodule import sparse_batch
+from mtr.data.batch import sparse_batch
 from mtr.data.preprocess import encode_features
-from mtr.ranking.candidates import load_trained_model, score_candidates
-from mtr.ranking.fusion import FusionInputs, FusionWeights, fuse
-from mtr.ranking.groups import CandidateGroups, channel_codes
+from mtr.models.checkpoint import load_trained_model
+from mtr.scoring.candidates import score_candidates
+from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
+from mtr.scoring.groups import CandidateGroups, channel_codes
 from mtr.serving.export import export_artifact, random_inputs
 from mtr.serving.program import ScoringProgram
 from mtr.serving.scorer import Scorer

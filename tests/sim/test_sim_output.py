@@ -13,8 +13,8 @@ import pytest
 
 from mtr.cli import main
 from mtr.data.eventlog import open_event_log
-from mtr.data.events import EVENT_TABLES, META_FILE, TIMESTAMP
 from mtr.errors import InputError
+from mtr.events import EVENT_TABLES, META_FILE, TIMESTAMP
 from mtr.io import sha256_file
 from mtr.sim.config import WorldConfig
 from mtr.tables import check_columns

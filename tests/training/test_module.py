@@ -9,7 +9,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from mtr.data.datamodule import Batch, MessagingDataModule, sparse_batch
+from mtr.data.batch import Batch, sparse_batch
+from mtr.data.datamodule import MessagingDataModule
 from mtr.errors import InputError
 from mtr.models.mmoe import MMoE
 from mtr.models.ple import PLE

@@ -19,8 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mtr.cli import main
 from mtr.errors import InputError
+from mtr.studies.storage import open_storage
 from mtr.tuning.commands import tune
-from mtr.tuning.storage import open_storage
 from mtr.tuning.worker import CLAIMED, PrunerConfig, SamplerConfig, Sweep, run_worker
 
 # Tiny trials: one epoch of two batches of a small MMoE.
@@ -215,8 +215,8 @@ def test_committed_tune_config_runs_a_trial(toy_dataset: Path, tmp_path: Path) -
 def test_the_trial_of_a_killed_worker_is_retried_with_its_parameters(
     toy_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mtr.tuning.storage.HEARTBEAT_S", 1)
-    monkeypatch.setattr("mtr.tuning.storage.GRACE_S", 1)
+    monkeypatch.setattr("mtr.studies.storage.HEARTBEAT_S", 1)
+    monkeypatch.setattr("mtr.studies.storage.GRACE_S", 1)
     root = tmp_path / "sweep"
     arguments = toy_sweep(toy_dataset, root, n_trials=1, params={"model.optimizer.init_args.lr": SPACE[LR]})
     storage = open_storage(arguments["storage"])

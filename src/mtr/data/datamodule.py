@@ -7,7 +7,6 @@ then index slices, so there is no per-row Python in the loop.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -15,46 +14,12 @@ import numpy as np
 import polars
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
+from mtr.data.batch import Batch, sparse_batch
 from mtr.data.preprocess import encode_features, encode_targets
 from mtr.errors import InputError
 from mtr.io import files_fingerprint
 from mtr.schema import SCHEMA_FILE, DatasetSchema
-
-
-@dataclass
-class Batch:
-    """One batch of rows.
-
-    Attributes:
-        sparse: one id per sparse feature and row, keyed by feature name.
-        dense: [B, n_dense] float32.
-        labels: [B, n_tasks] float32, 0 where masked.
-        masks: [B, n_tasks] float32, 1 where the task has a label.
-        propensity: [B] float32, the logging policy's probability of the logged action (1 if unknown).
-        row_id: [B] int64, the dataset's row key.
-    """
-
-    sparse: KeyedJaggedTensor
-    dense: torch.Tensor
-    labels: torch.Tensor
-    masks: torch.Tensor
-    propensity: torch.Tensor
-    row_id: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.dense.shape[0]
-
-
-def sparse_batch(keys: list[str], ids: torch.Tensor) -> KeyedJaggedTensor:
-    """A KeyedJaggedTensor with one id per key and row from an [B, n_keys] id matrix."""
-    batch_size, n_keys = ids.shape
-    return KeyedJaggedTensor(
-        keys=keys,
-        values=ids.t().reshape(-1),  # key-major, as KJT stores values
-        lengths=torch.ones(batch_size * n_keys, dtype=torch.int32),
-    )
 
 
 class TableDataset(Dataset):

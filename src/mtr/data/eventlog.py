@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mtr.data.events import EVENT_TABLES, META_FILE, TIMESTAMP
 from mtr.errors import InputError
+from mtr.events import EVENT_TABLES, META_FILE, TIMESTAMP
 from mtr.io import files_fingerprint
 from mtr.schema import CHANNELS, NO_SEND
 from mtr.tables import scan_table

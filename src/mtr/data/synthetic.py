@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mtr.data.events import EVENT_TABLES, META_FILE, TIMESTAMP
+from mtr.events import EVENT_TABLES, META_FILE, TIMESTAMP
 from mtr.io import atomic_output_dir
 from mtr.schema import CHANNELS, NO_SEND
 

@@ -26,8 +26,8 @@ from typing import Any
 
 from mtr.errors import InputError
 from mtr.io import sha256_file
-from mtr.ranking.operating_point import WEIGHTS_FILE, OperatingPoint
 from mtr.schema import SCHEMA_FILE, DatasetSchema
+from mtr.scoring.operating_point import WEIGHTS_FILE, OperatingPoint
 
 MANIFEST_FILE = "manifest.json"
 PROGRAM_FILE = "program.pt2"

@@ -20,9 +20,9 @@ import torch
 
 from mtr.errors import InputError
 from mtr.io import atomic_output_dir, sha256_file, write_json
-from mtr.ranking.candidates import load_trained_model
-from mtr.ranking.operating_point import WEIGHTS_FILE, OperatingPoint
+from mtr.models.checkpoint import load_trained_model
 from mtr.schema import DatasetSchema
+from mtr.scoring.operating_point import WEIGHTS_FILE, OperatingPoint
 from mtr.serving.artifact import (
     AOTI_FILE,
     MANIFEST_FILE,

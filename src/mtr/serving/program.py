@@ -5,13 +5,13 @@ of B candidates, so the batch size is dynamic and a C++ or Python caller needs n
 
     sparse_ids [B, n_sparse] int64   ids from `encode_features` (schema sparse feature order)
     dense      [B, n_dense] float32  from `encode_features` (schema dense feature order)
-    channel    [B] int64             channel code of each candidate (`mtr.ranking.groups.CHANNEL_CODES`)
+    channel    [B] int64             channel code of each candidate (`mtr.scoring.groups.CHANNEL_CODES`)
     baseline   [B] int64             batch position of the candidate's opportunity's "none" candidate
     value      [B] float32           the value that scales the conversion probability (ones when unused)
 
 and its outputs are every task's probability [B, n_tasks] and the ranking score [B].
 
-The score follows `mtr.ranking.fusion`: a send is scored relative to sending nothing at the same
+The score follows `mtr.scoring.fusion`: a send is scored relative to sending nothing at the same
 opportunity, so the baseline terms are the model's outputs on the opportunity's own "none" row (the
 row whose features say channel = none), exactly as `fusion.fuse` reads them from the group's first
 candidate. The KeyedJaggedTensor the architecture expects is built inside the program from the id
@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mtr.data.datamodule import sparse_batch
-from mtr.ranking.candidates import channel_task_index
-from mtr.ranking.fusion import SIGNS, UNSUBSCRIBE, FusionWeights
+from mtr.data.batch import sparse_batch
 from mtr.schema import DatasetSchema
+from mtr.scoring.candidates import channel_task_index
+from mtr.scoring.fusion import SIGNS, UNSUBSCRIBE, FusionWeights
 
 INPUT_NAMES = ("sparse_ids", "dense", "channel", "baseline", "value")
 OUTPUT_NAMES = ("probabilities", "score")

@@ -21,8 +21,8 @@ import torch
 from mtr.data.preprocess import encode_features
 from mtr.errors import InputError
 from mtr.io import write_parquet
-from mtr.ranking.groups import NONE_CODE, channel_codes
 from mtr.schema import DatasetSchema
+from mtr.scoring.groups import NONE_CODE, channel_codes
 from mtr.serving.artifact import PROGRAM_FILE, VerifiedArtifact, verify_artifact
 from mtr.tables import FLOAT, INTEGER, NUMERIC, STRING, check_columns
 

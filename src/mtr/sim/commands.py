@@ -11,7 +11,7 @@ from mtr.sim.config import WorldConfig
 def simulate(out: Path, users: int = 5000, days: int = 28, seed: int = 0, world: WorldConfig = WorldConfig()) -> None:  # noqa: B008
     """Simulate a messaging platform and write its raw event logs as Parquet, plus the truth.
 
-    Writes the event-log contract (`mtr.data.events`) and meta.json to `out`, and the latent traits and
+    Writes the event-log contract (`mtr.events`) and meta.json to `out`, and the latent traits and
     true probabilities of the logged actions to `out/truth/` (read them with `mtr.sim.oracle.Oracle`).
 
     Args:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from mtr.data.events import TIMESTAMP
+from mtr.events import TIMESTAMP
 from mtr.schema import NO_SEND
 from mtr.sim.engine import SimulatedLog
 from mtr.sim.outcomes import sigmoid

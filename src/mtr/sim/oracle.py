@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mtr.data.events import META_FILE
 from mtr.errors import InputError
+from mtr.events import META_FILE
 from mtr.schema import NO_SEND
 from mtr.sim.catalog import Catalog
 from mtr.sim.config import PLATFORMS, WorldConfig

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mtr.data.events import EVENT_TABLES, META_FILE
+from mtr.events import EVENT_TABLES, META_FILE
 from mtr.io import atomic_output_dir, write_json
 from mtr.sim.config import PRE_PERIOD_DAYS, TASKS, WorldConfig
 from mtr.sim.draws import activity_frame, conversion_frame, engagement_frame, opportunities_frame, unsubscribe_frame

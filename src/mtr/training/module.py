@@ -22,7 +22,7 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from mtr.data.datamodule import Batch
+from mtr.data.batch import Batch
 from mtr.errors import InputError
 from mtr.schema import SCHEMA_CHECKPOINT_KEY, DatasetSchema
 from mtr.training.losses import FixedWeights, LossWeighting, masked_bce
@@ -180,7 +180,7 @@ class MultiTaskModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the dataset schema (features, vocabularies, tasks) in every checkpoint, as plain JSON values,
-        so that a checkpoint alone is enough to rebuild the model's inputs (`mtr.ranking.candidates`)."""
+        so that a checkpoint alone is enough to rebuild the model's inputs (`mtr.scoring.candidates`)."""
         checkpoint[SCHEMA_CHECKPOINT_KEY] = self.schema.to_dict()
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:

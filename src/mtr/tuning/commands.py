@@ -47,7 +47,7 @@ def tune(
         study_name: the Optuna study; workers started with the same name and storage share it.
         n_trials: the study's target of finished (complete or pruned) trials, over all workers and restarts.
         params: the search space: dotted `mtr fit` key -> {type: float|int, low, high, log, step} or
-            {type: categorical, choices: [...]} (see `mtr.tuning.space`).
+            {type: categorical, choices: [...]} (see `mtr.studies.space`).
         train_configs: top-level `mtr fit` configs, each passed as `--config FILE`, e.g. an experiment YAML.
         train_overrides: fixed dotted overrides for every trial, in order, e.g. {"trainer.max_epochs": 5}
             or a group file {"model": "configs/model/mmoe.yaml"}.
@@ -64,8 +64,8 @@ def tune(
     Returns:
         The content of best.json.
     """
-    from mtr.tuning.space import as_overrides, parse_space
-    from mtr.tuning.storage import default_storage
+    from mtr.studies.space import as_overrides, parse_space
+    from mtr.studies.storage import default_storage
 
     if n_trials < 1:
         raise InputError(f"n_trials: must be at least 1, got {n_trials}")

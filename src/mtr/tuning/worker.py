@@ -26,8 +26,8 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from mtr.errors import InputError
-from mtr.tuning.space import Param, as_overrides
-from mtr.tuning.storage import fail_stale_trials, open_storage
+from mtr.studies.space import Param, as_overrides
+from mtr.studies.storage import fail_stale_trials, open_storage
 
 if TYPE_CHECKING:
     from lightning.pytorch import Callback
@@ -87,7 +87,7 @@ class Sweep:
 
     Args:
         study_name: the Optuna study shared by all workers.
-        storage: storage string (see `mtr.tuning.storage.open_storage`).
+        storage: storage string (see `mtr.studies.storage.open_storage`).
         n_trials: the study's target of finished trials (not per worker).
         root: sweep folder; trial k trains in ROOT/trial_k.
         params: the search space.

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from mtr.data.events import TIMESTAMP
+from mtr.events import TIMESTAMP
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 END_DAY = 45

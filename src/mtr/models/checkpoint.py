@@ -1,0 +1,49 @@
+"""Rebuild a trained architecture from a run folder: its saved config and a checkpoint's weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from mtr.errors import InputError
+from mtr.schema import SCHEMA_CHECKPOINT_KEY, DatasetSchema
+
+
+def load_trained_model(run_dir: Path | str, checkpoint: str = "last.ckpt") -> tuple[nn.Module, DatasetSchema]:
+    """Rebuild a trained architecture from a run folder's saved config and a checkpoint's weights.
+
+    The architecture comes from `config.yaml` (model.architecture, parsed as LightningCLI does), the
+    schema from the checkpoint (saved by `MultiTaskModule.on_save_checkpoint`) and the weights from its
+    state_dict, loaded with `torch.load(weights_only=True)`.
+
+    Args:
+        run_dir: a run folder written by `mtr fit` (config.yaml and checkpoints/).
+        checkpoint: file name inside `checkpoints/`, or a path.
+    """
+    from jsonargparse import ArgumentParser
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    path = Path(checkpoint) if Path(checkpoint).exists() else run_dir / "checkpoints" / checkpoint
+    for needed in (config_path, path):
+        if not needed.exists():
+            raise InputError(f"run folder {run_dir}: {needed} not found")
+    config = yaml.safe_load(config_path.read_text())
+    architecture_config = (config.get("model") or {}).get("architecture")
+    if architecture_config is None:
+        raise InputError(f"{config_path}: field 'model.architecture' is missing")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if SCHEMA_CHECKPOINT_KEY not in state:
+        raise InputError(f"checkpoint {path} has no '{SCHEMA_CHECKPOINT_KEY}': was it written by mtr fit?")
+    schema = DatasetSchema.from_dict(state[SCHEMA_CHECKPOINT_KEY], source=f"{path} {SCHEMA_CHECKPOINT_KEY}")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--architecture", type=Callable[[DatasetSchema], nn.Module])
+    parsed = parser.instantiate_classes(parser.parse_object({"architecture": architecture_config}))
+    model = parsed.architecture(schema)
+    weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(weights)
+    return model.eval(), schema

@@ -1,0 +1,79 @@
+"""Logged rewards of a messaging dataset, aligned with its candidates, as off-policy evaluation input."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from mtr.errors import InputError
+from mtr.ope.estimators import LoggedFeedback
+from mtr.schema import OBJECTIVES, DatasetSchema
+from mtr.scoring.candidates import CandidateTable
+from mtr.scoring.groups import CHANNEL_CODES
+from mtr.tables import NUMERIC, check_columns
+
+
+def logged_rewards(logged: pl.DataFrame, schema: DatasetSchema) -> tuple[np.ndarray, np.ndarray]:
+    """[G, 4] rewards and [G, 4] bool masks of each objective for the logged action of each row.
+
+    The reward of objective k is the label of the task (k, logged channel), observed where that task's
+    mask is 1. An objective without a task on the logged channel (engagement and unsubscribe of a
+    no-send) cannot happen, so its reward is a known 0.
+
+    Args:
+        logged: dataset rows with the schema's channel, label and mask columns.
+        schema: the dataset schema (tasks per objective and channel).
+    """
+    channel_column = schema.channel_column or "channel"
+    check_columns("logged", logged.schema, {channel_column: (pl.String,)})
+    tasks = {(t.objective, t.channel): t for t in schema.tasks}
+    rewards = np.zeros((logged.height, len(OBJECTIVES)))
+    mask = np.zeros((logged.height, len(OBJECTIVES)), dtype=bool)
+    channel = logged[channel_column].to_numpy()
+    for c in CHANNEL_CODES:
+        rows = channel == c
+        for k, objective in enumerate(OBJECTIVES):
+            task = tasks.get((objective, c))
+            if task is None:
+                mask[rows, k] = True  # a no-send has no engagement and no unsubscribe
+                continue
+            check_columns("logged", logged.schema, {task.label_column: NUMERIC, task.mask_column: NUMERIC})
+            rewards[rows, k] = logged[task.label_column].to_numpy()[rows]
+            mask[rows, k] = logged[task.mask_column].to_numpy()[rows] == 1
+    return rewards, mask
+
+
+def dataset_feedback(
+    candidates: CandidateTable,
+    logged: pl.DataFrame,
+    schema: DatasetSchema,
+    predicted: np.ndarray | None,
+    propensity_column: str = "propensity",
+) -> LoggedFeedback:
+    """The logs of `logged` (one row per opportunity of `candidates`) as OPE input, plus send volume.
+
+    Args:
+        candidates: the candidates of the logged opportunities.
+        logged: dataset rows (row_id, action columns, propensity, labels, masks).
+        schema: the dataset schema.
+        predicted: [N, 4] the model's per-candidate probabilities (the DR reward model), or None.
+        propensity_column: the logged action's logging probability.
+    """
+    if (
+        logged[schema.row_id_column].n_unique() != candidates.groups.n_groups
+        or logged.height != candidates.groups.n_groups
+    ):
+        raise InputError(f"logged rows: expected one row per opportunity ({candidates.groups.n_groups})")
+    order = candidates.frame["row_id"][candidates.groups.starts]
+    logged = pl.DataFrame({"row_id": order}).join(logged, on="row_id", how="left", maintain_order="left")
+    rewards, mask = logged_rewards(logged, schema)
+    check_columns("logged", logged.schema, {propensity_column: NUMERIC})
+    return LoggedFeedback(
+        candidates.groups,
+        candidates.logged_index(logged),
+        logged[propensity_column].to_numpy().astype(np.float64),
+        rewards,
+        mask,
+        predicted,
+        OBJECTIVES,
+    ).with_send_volume()

@@ -1,0 +1,176 @@
+"""Candidate actions of logged opportunities, and the multi-task model's probabilities for each of them.
+
+A candidates table has one row per (opportunity `row_id`, eligible action): message_id, channel, hour,
+the message's content columns, and the logging policy's `propensity` of that action, with exactly one
+"none" candidate per opportunity. Rows are in group order: opportunities by time, the none candidate
+first in each. An upstream opportunity generator produces such a table; for the simulator,
+`simulator_candidates` builds it from the oracle.
+
+To score candidates, each one becomes a model-input row: the opportunity's context and feature columns
+from the dataset table with the action columns replaced by the candidate's; those rows go through the
+one preprocessing path (`encode_features`) and the architecture in batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from mtr.data.batch import sparse_batch
+from mtr.data.preprocess import encode_features
+from mtr.errors import InputError
+from mtr.schema import NO_SEND, OBJECTIVES, DatasetSchema
+from mtr.scoring.groups import CHANNEL_CODES, CandidateGroups, channel_codes
+from mtr.tables import INTEGER, STRING, check_columns
+
+ACTION_COLUMNS = ("message_id", "channel", "hour")
+CONTENT_COLUMNS = ("message_type", "topic", "has_discount")
+DAY_US = 86_400_000_000
+
+if TYPE_CHECKING:
+    from mtr.sim.oracle import Oracle
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    """Candidates of G opportunities in group order, with their structure.
+
+    Attributes:
+        frame: one row per candidate: row_id, user_id, ts, message_id, channel, hour, propensity and content
+            columns.
+        groups: the group structure over `frame`'s rows.
+    """
+
+    frame: pl.DataFrame
+    groups: CandidateGroups
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame, table: str = "candidates") -> CandidateTable:
+        """Order a candidates table into groups (by ts, row_id, none first) and index its structure."""
+        check_columns(table, frame.schema, {"row_id": INTEGER, "user_id": INTEGER, "channel": STRING})
+        if "ts" not in frame.columns:
+            raise InputError(f"table '{table}' has no column 'ts' (columns: {frame.columns})")
+        frame = frame.sort("ts", "row_id", pl.col("channel") != NO_SEND, "message_id", "hour", nulls_last=False)
+        sizes = frame.select(pl.col("row_id").rle().struct.field("len")).to_series().to_numpy().astype(np.int64)
+        day_us = frame["ts"].dt.epoch("us").to_numpy()
+        first = np.cumsum(sizes) - sizes
+        user = np.unique(frame["user_id"].to_numpy(), return_inverse=True)[1][first]
+        if frame["row_id"][first].n_unique() != first.size:
+            raise InputError(f"table '{table}': the candidates of an opportunity must share one ts")
+        groups = CandidateGroups.build(
+            sizes, channel_codes(frame["channel"]), user, (day_us[first] - day_us.min()) // DAY_US
+        )
+        return cls(frame, groups)
+
+    def logged_index(self, logged: pl.DataFrame, table: str = "logged") -> np.ndarray:
+        """[G] global candidate index of each opportunity's logged action.
+
+        Args:
+            logged: one row per opportunity of this table: row_id, message_id, channel, hour.
+        """
+        keys = ["row_id", *ACTION_COLUMNS]
+        check_columns(table, logged.schema, {"row_id": INTEGER, "channel": STRING})
+        index = self.frame.select(keys).with_row_index("_candidate")
+        found = (
+            logged.select(keys)
+            .with_columns(pl.col("message_id").cast(pl.Int64), pl.col("hour").cast(pl.Int32))
+            .join(
+                index.with_columns(pl.col("message_id").cast(pl.Int64), pl.col("hour").cast(pl.Int32)),
+                on=keys,
+                how="left",
+                nulls_equal=True,
+            )
+        )
+        order = self.frame["row_id"][self.groups.starts]
+        found = pl.DataFrame({"row_id": order}).join(found, on="row_id", how="left", maintain_order="left")
+        if found.height != self.groups.n_groups or found["_candidate"].null_count():
+            missing = found.filter(pl.col("_candidate").is_null())["row_id"].head(3).to_list()
+            raise InputError(f"table '{table}': logged actions missing from the candidates (row_id {missing})")
+        return found["_candidate"].to_numpy().astype(np.int64)
+
+
+def simulator_candidates(events_dir: Path | str, logged: pl.DataFrame, oracle: Oracle | None = None) -> CandidateTable:
+    """Every action the simulator's logging world allowed at the logged opportunities, with propensities.
+
+    Args:
+        events_dir: a folder written by `mtr simulate` (its messages table gives the content columns).
+        logged: dataset rows (row_id = opportunity_id, user_id, ts) of the opportunities to cover.
+        oracle: the folder's oracle if already loaded.
+    """
+    from mtr.sim.oracle import Oracle
+
+    oracle = oracle or Oracle.load(events_dir)
+    eligible = oracle.eligible_actions(logged["row_id"]).rename({"opportunity_id": "row_id"})
+    messages = pl.read_parquet(Path(events_dir) / "messages.parquet").select("message_id", *CONTENT_COLUMNS)
+    frame = eligible.join(logged.select("row_id", "user_id", "ts"), on="row_id").join(
+        messages, on="message_id", how="left"
+    )
+    return CandidateTable.from_frame(frame)
+
+
+def candidate_model_rows(candidates: pl.DataFrame, logged: pl.DataFrame) -> pl.DataFrame:
+    """Model-input rows: each candidate's opportunity context with the candidate's action columns.
+
+    Args:
+        candidates: the candidates frame (row_id and the action / content columns to substitute).
+        logged: dataset rows, one per opportunity, with every feature column.
+    """
+    action = [c for c in (*ACTION_COLUMNS, *CONTENT_COLUMNS) if c in candidates.columns]
+    context = logged.drop([c for c in action if c in logged.columns])
+    rows = candidates.select("row_id", *action).join(context, on="row_id", how="left", maintain_order="left")
+    return rows.select(logged.columns)
+
+
+def channel_task_index(schema: DatasetSchema) -> np.ndarray:
+    """[4 channel codes, 4 objectives] index of the task predicting each objective on each channel; -1: none.
+
+    "None" candidates use the organic tasks (conversion_none, retention_none); a no-send has no engagement
+    and no unsubscribe, so those entries are -1 (probability 0).
+    """
+    lookup = {(t.objective, t.channel): i for i, t in enumerate(schema.tasks)}
+    index = np.array([[lookup.get((o, c), -1) for o in OBJECTIVES] for c in CHANNEL_CODES], dtype=np.int64)
+    if np.any(index[:-1] < 0):
+        raise InputError(
+            f"schema '{schema.name}' lacks an objective x channel task: needs {OBJECTIVES} on each channel"
+        )
+    return index
+
+
+@torch.no_grad()
+def score_candidates(
+    model: nn.Module,
+    schema: DatasetSchema,
+    rows: pl.DataFrame,
+    channel: np.ndarray,
+    batch_size: int = 65_536,
+) -> np.ndarray:
+    """Per-candidate probabilities of the candidate's channel tasks.
+
+    Args:
+        model: the architecture, forward(sparse KJT, dense [B, D]) -> logits [B, n_tasks].
+        schema: its dataset schema.
+        rows: model-input rows of the candidates (`candidate_model_rows`).
+        channel: [N] channel codes of the candidates.
+        batch_size: rows encoded and scored at a time.
+
+    Returns:
+        [N, 4] float32 (conversion, engagement, retention, unsubscribe) of each candidate's channel.
+    """
+    task = channel_task_index(schema)  # [4, 4]
+    keys = [f.name for f in schema.sparse_features]
+    model.eval()
+    out = np.zeros((rows.height, len(OBJECTIVES)), dtype=np.float32)
+    for start in range(0, rows.height, batch_size):
+        features = encode_features(rows.slice(start, batch_size), schema, table="candidates")
+        sparse = sparse_batch(keys, torch.from_numpy(features.sparse_ids))
+        probabilities = torch.sigmoid(model(sparse, torch.from_numpy(features.dense))).numpy()  # [B, T]
+        columns = task[channel[start : start + batch_size]]  # [B, 4]
+        picked = np.take_along_axis(probabilities, np.maximum(columns, 0), axis=1)
+        out[start : start + batch_size] = np.where(columns >= 0, picked, 0.0)
+    return out

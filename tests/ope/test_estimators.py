@@ -1,0 +1,115 @@
+"""Off-policy estimators on cases with known answers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mtr.errors import InputError
+from mtr.ope.estimators import LoggedFeedback, effective_sample_size, evaluate, snips
+from mtr.scoring.groups import NONE_CODE, CandidateGroups
+from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
+
+
+def test_target_equal_to_logging_gives_the_on_policy_mean_exactly(bandit: Any) -> None:
+    result = evaluate(bandit.feedback, PolicyDecision(bandit.groups, probabilities=bandit.logging))
+    on_policy = bandit.feedback.rewards.mean(axis=0)
+    for k, name in enumerate(bandit.feedback.reward_names):
+        assert result.value(name, "ips") == pytest.approx(on_policy[k], abs=1e-12)
+        assert result.value(name, "snips") == pytest.approx(on_policy[k], abs=1e-12)
+        assert result.effective_sample_size[name] == pytest.approx(bandit.groups.n_groups)
+
+
+def test_deterministic_policy_on_a_uniform_log_by_hand() -> None:
+    # Four opportunities, each with none and one push, logged uniformly (propensity 1/2).
+    groups = CandidateGroups.build(np.full(4, 2), np.tile([NONE_CODE, 0], 4), np.arange(4), np.zeros(4))
+    logged = np.array([1, 2, 5, 7])  # push, none, push, push
+    rewards = np.array([[1.0], [1.0], [0.0], [1.0]])
+    feedback = LoggedFeedback(groups, logged, np.full(4, 0.5), rewards, np.ones((4, 1), bool), None, ("click",))
+    always_push = PolicyDecision(groups, chosen=np.array([1, 3, 5, 7]))
+    result = evaluate(feedback, always_push)
+    assert result.value("click", "ips") == pytest.approx((2 * 1 + 0 + 2 * 0 + 2 * 1) / 4)
+    assert result.value("click", "snips") == pytest.approx(2 / 3)
+    assert result.effective_sample_size["click"] == pytest.approx(3.0)  # (2+2+2)^2 / (4+4+4)
+    assert "dr" not in result.estimates["click"]  # no reward model, no DR
+
+
+def test_snips_is_shift_equivariant_and_ips_is_not(bandit: Any) -> None:
+    target = decide(bandit.groups, -bandit.truth[:, 0], PolicyConfig(temperature=0.3))
+    weight = target.probability_of(bandit.feedback.logged_index) / bandit.feedback.propensity
+    reward = bandit.feedback.rewards[:, 0]
+    assert snips(weight, reward + 5.0).value == pytest.approx(snips(weight, reward).value + 5.0, rel=1e-12)
+    ips_shift = np.mean(weight * (reward + 5.0)) - np.mean(weight * reward)
+    assert abs(ips_shift - 5.0) > 1e-3  # the weights do not average to exactly 1 in a finite sample
+
+
+def test_dr_with_a_perfect_reward_model_is_exact_and_has_only_context_variance(bandit: Any) -> None:
+    # Deterministic rewards equal to the model's predictions: every correction term vanishes, so DR is the
+    # true value of these opportunities, and its only variance is that of the per-opportunity values.
+    deterministic = (bandit.truth > 0.3).astype(np.float64)
+    feedback = dataclasses.replace(
+        bandit.feedback, rewards=deterministic[bandit.feedback.logged_index], predicted=deterministic
+    )
+    target = decide(bandit.groups, bandit.truth[:, 1], PolicyConfig(threshold=0.2))
+    result = evaluate(feedback, target)
+    truth = target.expectation(deterministic).mean(axis=0)
+    for k, name in enumerate(feedback.reward_names):
+        assert result.value(name, "dr") == pytest.approx(truth[k], abs=1e-12)
+        context_se = np.std(target.expectation(deterministic)[:, k], ddof=1) / np.sqrt(bandit.groups.n_groups)
+        assert result.estimates[name]["dr"].standard_error == pytest.approx(context_se, rel=1e-9)
+        assert result.estimates[name]["dr"].standard_error < result.estimates[name]["ips"].standard_error
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_estimates_cover_the_true_value_of_a_greedy_policy(seed: int, make_bandit: Callable) -> None:
+    log = make_bandit(n_groups=20000, seed=seed)
+    target = decide(log.groups, log.truth[:, 0] - 0.3, PolicyConfig())
+    truth = log.true_value(target)
+    result = evaluate(log.feedback, target)
+    for k, name in enumerate(log.feedback.reward_names):
+        for estimator in ("ips", "snips", "dr"):
+            estimate = result.estimates[name][estimator]
+            # 4 standard errors: a failure here is a bias, not bad luck.
+            assert abs(estimate.value - truth[k]) < 4 * estimate.standard_error, (name, estimator)
+        # The reward model is the truth, so DR is much tighter than IPS.
+        assert result.estimates[name]["dr"].standard_error < result.estimates[name]["ips"].standard_error
+
+
+def test_masked_rows_are_left_out(bandit: Any) -> None:
+    mask = bandit.feedback.mask.copy()
+    mask[::2, 0] = False
+    feedback = dataclasses.replace(bandit.feedback, mask=mask)
+    target = PolicyDecision(bandit.groups, probabilities=bandit.logging)
+    result = evaluate(feedback, target)
+    assert result.n_rows["reward_0"] == bandit.groups.n_groups // 2
+    assert result.value("reward_0", "ips") == pytest.approx(bandit.feedback.rewards[1::2, 0].mean())
+
+
+def test_send_volume_is_estimated_exactly_by_dr(bandit: Any) -> None:
+    feedback = bandit.feedback.with_send_volume()
+    target = decide(bandit.groups, bandit.truth[:, 0] - 0.4, PolicyConfig())
+    result = evaluate(feedback, target)
+    assert result.value("send_volume", "dr") == pytest.approx(target.send_rate(), abs=1e-12)
+    assert (
+        abs(result.value("send_volume", "ips") - target.send_rate())
+        < 4 * result.estimates["send_volume"]["ips"].standard_error
+    )
+
+
+def test_effective_sample_size_known_values() -> None:
+    assert effective_sample_size(np.ones(10)) == pytest.approx(10.0)
+    assert effective_sample_size(np.array([1.0, 0.0, 0.0, 0.0])) == pytest.approx(1.0)
+    assert effective_sample_size(np.array([2.0, 1.0])) == pytest.approx(9 / 5)
+
+
+def test_logged_actions_outside_their_group_are_rejected(bandit: Any) -> None:
+    logged = bandit.feedback.logged_index.copy()
+    logged[0] = bandit.groups.offsets[1]  # the next group's none
+    with pytest.raises(InputError, match="not among their candidates"):
+        dataclasses.replace(bandit.feedback, logged_index=logged)
+    with pytest.raises(InputError, match="propensity"):
+        dataclasses.replace(bandit.feedback, propensity=np.zeros(bandit.groups.n_groups))

@@ -1,0 +1,171 @@
+"""The Pareto study end to end on a small synthetic logged problem with known truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import optuna
+import polars as pl
+import pytest
+
+from mtr.errors import InputError
+from mtr.ope.estimators import SEND_VOLUME
+from mtr.ope.problem import LoggedProblem
+from mtr.pareto.run import StudyRun, run_pareto
+from mtr.pareto.study import ParetoSpec, SamplerSpec, TrialRecord, knee_distances, open_study, select_point
+from mtr.schema import OBJECTIVES
+from mtr.scoring.fusion import FusionInputs
+from mtr.scoring.operating_point import OperatingPoint
+
+SPACE = {
+    "engagement": {"type": "float", "low": 0.01, "high": 2.0, "log": True},
+    "unsubscribe": {"type": "float", "low": 0.01, "high": 5.0, "log": True},
+    "send_cost": {"type": "float", "low": 0.001, "high": 0.3, "log": True},
+}
+
+
+def small_problem(make_bandit, n_groups: int = 1500, seed: int = 0) -> LoggedProblem:
+    """The ranking tests' synthetic log with 4 rewards named as the objectives; the model is the truth."""
+    log = make_bandit(n_groups=n_groups, n_rewards=4, seed=seed)
+    feedback = replace(log.feedback.with_send_volume(), reward_names=(*OBJECTIVES, SEND_VOLUME))
+    truth = np.column_stack([log.truth, log.groups.is_send()])
+    return LoggedProblem(FusionInputs(log.groups, log.truth), feedback, truth, {"opportunities": n_groups})
+
+
+def spec(**overrides) -> ParetoSpec:
+    return ParetoSpec(params=SPACE, fixed={"conversion": 1.0}, sampler=SamplerSpec(population_size=8), **overrides)
+
+
+def journal(folder: Path) -> str:
+    """Optuna's journal file: no database schema to create, so a small study starts at once."""
+    return f"journal:{folder / 'study.journal'}"
+
+
+@pytest.fixture(scope="module")
+def problem(make_bandit) -> LoggedProblem:
+    return small_problem(make_bandit)
+
+
+def test_study_writes_every_output_and_weights_load(problem, tmp_path):
+    summary = run_pareto(problem, spec(), StudyRun(tmp_path, n_trials=24), {"dataset": "synthetic"})
+    for name in ("front.csv", "front.json", "front.png", "front.html", "trials.csv", "weights.json", "summary.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "front.png").read_bytes()[:4] == b"\x89PNG"
+    assert "plotly" in (tmp_path / "front.html").read_text()[:200_000].lower()
+    trials = pl.read_csv(tmp_path / "trials.csv")
+    front = pl.read_csv(tmp_path / "front.csv")
+    assert trials.height == 24 and front.height == summary["front_size"] >= 1
+    chosen = trials.filter(pl.col("chosen"))
+    point = OperatingPoint.load(tmp_path / "weights.json")
+    # The default rule: the feasible trial with the highest estimated conversion.
+    assert chosen["est_conversion"][0] == pytest.approx(trials.filter(pl.col("feasible"))["est_conversion"].max())
+    assert point.fusion.unsubscribe == pytest.approx(chosen["unsubscribe"][0])
+    assert point.fusion.conversion == 1.0
+    assert point.estimates["conversion"] == pytest.approx(chosen["est_conversion"][0])
+    assert point.provenance["trial"] == chosen["trial"][0]
+    oracle = json.loads((tmp_path / "summary.json").read_text())["oracle"]
+    assert 0 < oracle["hypervolume_ratio"] <= 1.0
+
+
+def test_constraints_keep_infeasible_points_out_of_the_choice(problem, tmp_path):
+    free = run_pareto(problem, spec(), StudyRun(tmp_path / "free", storage=journal(tmp_path), n_trials=16), {})
+    best_unsubscribe = free["chosen"]["estimates"]["unsubscribe"]["dr"]["value"]
+    cap = 0.9 * best_unsubscribe  # the unconstrained choice breaks this budget
+    capped_spec = spec(constraints={"unsubscribe": cap})
+    capped = run_pareto(problem, capped_spec, StudyRun(tmp_path / "cap", "capped", journal(tmp_path), 16), {})
+    trials = pl.read_csv(tmp_path / "cap" / "trials.csv")
+    assert trials.filter(~pl.col("feasible"))["est_unsubscribe"].min() > cap
+    assert capped["chosen"]["estimates"]["unsubscribe"]["dr"]["value"] <= cap
+    assert trials.filter(pl.col("chosen"))["feasible"][0]
+
+
+def test_rerun_resumes_the_same_study(problem, tmp_path):
+    first = run_pareto(problem, spec(), StudyRun(tmp_path, "s", journal(tmp_path), 10, oracle_check=False), {})
+    again = run_pareto(problem, spec(), StudyRun(tmp_path, "s", journal(tmp_path), 16, oracle_check=False), {})
+    assert (first["trials_run_here"], first["trials_completed"]) == (10, 10)
+    assert (again["trials_run_here"], again["trials_completed"]) == (6, 16)
+    with pytest.raises(InputError, match="directions"):
+        open_study(spec(objectives={"conversion": "maximize", "unsubscribe": "maximize"}), "s", journal(tmp_path))
+
+
+# A worker process: the benchmark's synthetic problem (scripts/ is the working directory), one shared study.
+WORKER = """
+import sys
+from dataclasses import replace
+from bench_ranking import synthetic
+from mtr.ope.estimators import SEND_VOLUME
+from mtr.pareto.study import ParetoSpec, SamplerSpec, open_study, run_study
+from mtr.ope.evaluator import DeterministicEvaluator
+from mtr.schema import OBJECTIVES
+inputs, feedback = synthetic(300, 4)
+feedback = replace(feedback, reward_names=(*OBJECTIVES, SEND_VOLUME))
+space = {"engagement": {"type": "float", "low": 0.01, "high": 2.0}}
+space["send_cost"] = {"type": "float", "low": 0.0, "high": 0.3}
+spec = ParetoSpec(params=space, fixed={"conversion": 1.0}, sampler=SamplerSpec(name="random", seed=None))
+study = open_study(spec, "shared", sys.argv[1])
+print(run_study(study, DeterministicEvaluator(inputs, feedback), spec, 30))
+"""
+
+
+def test_two_processes_share_one_sqlite_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    workers = [
+        subprocess.Popen([sys.executable, "-c", WORKER, storage], cwd=scripts, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    ran = [int(w.communicate(timeout=120)[0].strip().splitlines()[-1]) for w in workers]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert min(ran) > 0  # both worked on it
+    assert 30 <= len(complete) <= 31 and sum(ran) == len(study.trials)  # one target, at most one trial of overshoot
+
+
+def test_knee_is_the_front_point_closest_to_utopia():
+    # (conversion up, unsubscribe down): the extremes (1, 1) and (3, 5) and the knee (2.6, 1.6).
+    front = [
+        TrialRecord(0, {}, {"conversion": 1.0, "unsubscribe": 1.0}, None, True),
+        TrialRecord(1, {}, {"conversion": 2.6, "unsubscribe": 1.6}, None, True),
+        TrialRecord(2, {}, {"conversion": 3.0, "unsubscribe": 5.0}, None, True),
+    ]
+    objectives = {"conversion": "maximize", "unsubscribe": "minimize"}
+    assert select_point(front, objectives, "knee").number == 1
+    assert select_point(front, objectives, "max_conversion").number == 2
+    np.testing.assert_allclose(knee_distances(np.array([[0.0, 1.0], [1.0, 0.0]])), [1.0, 1.0])
+    with pytest.raises(InputError, match="no feasible trial"):
+        select_point([], objectives, "knee")
+
+
+def test_bad_spec_names_the_field():
+    with pytest.raises(InputError, match="params.temperature"):
+        ParetoSpec(params={"temperature": {"type": "float", "low": 0.1, "high": 1.0}})
+    with pytest.raises(InputError, match="fixed"):
+        ParetoSpec(params=SPACE, fixed={"conversion": 1.0, "engagement": 1.0})
+    with pytest.raises(InputError, match="constraints"):
+        spec(constraints={"clicks": 0.1}).check_rewards((*OBJECTIVES, SEND_VOLUME))
+
+
+def test_scored_problem_is_cached_and_rebuilt_when_its_inputs_change(problem, tmp_path):
+    from mtr.ope.problem import cached_problem
+
+    builds = []
+
+    def build() -> LoggedProblem:
+        builds.append(1)
+        return problem
+
+    cache = tmp_path / "problem.npz"
+    cached_problem(cache, {"model": 1}, build)
+    loaded = cached_problem(cache, {"model": 1}, build)
+    assert len(builds) == 1
+    np.testing.assert_array_equal(loaded.inputs.probabilities, problem.inputs.probabilities)
+    np.testing.assert_array_equal(loaded.feedback.logged_index, problem.feedback.logged_index)
+    np.testing.assert_array_equal(loaded.truth, problem.truth)
+    assert loaded.feedback.reward_names == problem.feedback.reward_names
+    cached_problem(cache, {"model": 2}, build)
+    assert len(builds) == 2
