@@ -11,10 +11,16 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mtr.abtest.spec import Correction, DecompositionSpec, MetricSpec, PolicyChange
 from mtr.errors import InputError
 from mtr.sim.config import WorldConfig
+
+if TYPE_CHECKING:  # names for annotations only: the command line imports this module and must stay light
+    import polars as pl
+
+    from mtr.abtest.analysis import AnalysisResult
 
 
 def ab_analyze(
@@ -138,8 +144,36 @@ def ab_simulate(
     """
     if users < 100 or days < 1:
         raise InputError(f"--users must be >= 100 and --days >= 1, got users={users}, days={days}")
-    from mtr.abtest.analysis import analyze
     from mtr.abtest.report import write_report
+    from mtr.io import atomic_output_dir
+
+    tested = variant.apply(world)
+    units, result, extra, section = _simulated_test(
+        users, days, seed, world, tested, treatment_share, alpha, correction
+    )
+    description = (
+        f"{users:,} simulated users over {days} days (seed {seed}), randomised {1 - treatment_share:.0%} / "
+        f"{treatment_share:.0%} between the logging policy and a variant ({_knobs(world, tested)})."
+    )
+    with atomic_output_dir(out) as folder:
+        units.write_parquet(folder / "units.parquet")
+        command = _invocation(f"mtr ab simulate --out {out} --users {users} --days {days} --seed {seed}")
+        write_report(result, folder, "Simulated online A/B test", description, command, extra, section)
+    print((Path(out) / "README.md").read_text())
+
+
+def _simulated_test(
+    users: int,
+    days: int,
+    seed: int,
+    world: WorldConfig,
+    tested: WorldConfig,
+    treatment_share: float,
+    alpha: float,
+    correction: Correction,
+) -> tuple[pl.DataFrame, AnalysisResult, dict[str, Any], str]:
+    """Run both arms in one simulated world and analyse them: (units, result, one-step figures, README section)."""
+    from mtr.abtest.analysis import analyze
     from mtr.abtest.simulate import (
         CONTROL,
         SIMULATED_DECOMPOSITIONS,
@@ -151,24 +185,14 @@ def ab_simulate(
         unit_table,
     )
     from mtr.abtest.units import split_arms
-    from mtr.io import atomic_output_dir
 
-    tested = variant.apply(world)
     log, in_variant = run_experiment(users, days, seed, world, tested, treatment_share)
     units = unit_table(log, in_variant, seed)
     split = split_arms(units, "simulated units", "arm", CONTROL, [VARIANT], SIMULATED_METRICS, "user_id")
     shares = {CONTROL: 1 - treatment_share, VARIANT: treatment_share}
     result = analyze(split, SIMULATED_METRICS, SIMULATED_DECOMPOSITIONS, alpha, correction, shares)
     extra, section = one_step_section(one_step_estimates(log, in_variant, tested), result)
-    description = (
-        f"{users:,} simulated users over {days} days (seed {seed}), randomised {1 - treatment_share:.0%} / "
-        f"{treatment_share:.0%} between the logging policy and a variant ({_knobs(world, tested)})."
-    )
-    with atomic_output_dir(out) as folder:
-        units.write_parquet(folder / "units.parquet")
-        command = _invocation(f"mtr ab simulate --out {out} --users {users} --days {days} --seed {seed}")
-        write_report(result, folder, "Simulated online A/B test", description, command, extra, section)
-    print((Path(out) / "README.md").read_text())
+    return units, result, extra, section
 
 
 def _knobs(world: WorldConfig, variant: WorldConfig) -> str:

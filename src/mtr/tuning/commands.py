@@ -38,7 +38,7 @@ def tune(
     torch_threads: int | None = None,
     dry_run: bool = True,
 ) -> dict[str, Any]:
-    """Search hyperparameters of `mtr fit` to maximise the best validation "val/selection".
+    """Search hyperparameters of `mtr fit` to maximise the best validation "val/selection"; returns best.json.
 
     Writes ROOT/trial_{k}/ (each trial's run folder) and ROOT/summary/ (best.json, trials.csv, replaced
     atomically), and prints the best trial.
@@ -60,42 +60,50 @@ def tune(
         max_failures: a worker stops after this many failed trials in a row.
         torch_threads: torch threads per worker; default: the CPU count shared among the workers.
         dry_run: first check the configs and the space with a one-batch `fast_dev_run` of the first values.
-
-    Returns:
-        The content of best.json.
     """
-    from mtr.studies.space import as_overrides, parse_space
+    from mtr.studies.space import parse_space
     from mtr.studies.storage import default_storage
 
+    _check_arguments(study_name, n_trials, workers, train_configs or [])
+    root = Path(root) if root is not None else Path("runs/tune") / study_name
+    threads = torch_threads if torch_threads is not None else max(1, (os.cpu_count() or 1) // workers)
+    sweep = Sweep(
+        study_name=study_name,
+        storage=storage or default_storage(root),
+        n_trials=n_trials,
+        root=root,
+        params=parse_space(params),
+        train_args=_train_args(train_configs or [], train_overrides or {}, seed),
+        sampler=sampler,
+        pruner=pruner,
+        max_failures=max_failures,
+        torch_threads=threads,
+    )
+    if dry_run:
+        _dry_run(sweep)
+    return run_sweep(sweep, workers)
+
+
+def _check_arguments(study_name: str, n_trials: int, workers: int, train_configs: list[Path]) -> None:
     if n_trials < 1:
         raise InputError(f"n_trials: must be at least 1, got {n_trials}")
     if workers < 1:
         raise InputError(f"workers: must be at least 1, got {workers}")
     if not study_name:
         raise InputError("study_name: must not be empty")
-    space = parse_space(params)
-    for i, config in enumerate(train_configs or []):
+    for i, config in enumerate(train_configs):
         if not Path(config).is_file():
             raise InputError(f"train_configs[{i}]: no such file '{config}'")
-    root = Path(root) if root is not None else Path("runs/tune") / study_name
-    overrides = {**(train_overrides or {})}
+
+
+def _train_args(train_configs: list[Path], train_overrides: dict[str, Any], seed: int) -> tuple[str, ...]:
+    """`mtr fit` arguments of every trial: the configs, then the fixed overrides over the trial defaults."""
+    from mtr.studies.space import as_overrides
+
+    overrides = dict(train_overrides)
     for key, value in {**TRIAL_DEFAULTS, "seed_everything": seed}.items():
         overrides.setdefault(key, value)
-    sweep = Sweep(
-        study_name=study_name,
-        storage=storage or default_storage(root),
-        n_trials=n_trials,
-        root=root,
-        params=space,
-        train_args=(*[arg for c in train_configs or [] for arg in ("--config", str(c))], *as_overrides(overrides)),
-        sampler=sampler,
-        pruner=pruner,
-        max_failures=max_failures,
-        torch_threads=torch_threads if torch_threads is not None else max(1, (os.cpu_count() or 1) // workers),
-    )
-    if dry_run:
-        _dry_run(sweep)
-    return run_sweep(sweep, workers)
+    return (*[arg for c in train_configs for arg in ("--config", str(c))], *as_overrides(overrides))
 
 
 def run_sweep(sweep: Sweep, workers: int) -> dict[str, Any]:
