@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from mtr.abtest.decisions import decide, guardrail_test, sample_ratio_check
-from mtr.abtest.estimators import ArmEstimate, compare
+from mtr.abtest.effects import ArmEstimate, compare
 from mtr.abtest.spec import MetricSpec
 from mtr.errors import InputError
 

@@ -21,7 +21,7 @@ from mtr.abtest.decisions import (
     sample_ratio_check,
 )
 from mtr.abtest.decomposition import Decomposition, decompose
-from mtr.abtest.estimators import Comparison, arm_estimates, compare
+from mtr.abtest.effects import Comparison, arm_estimates, compare
 from mtr.abtest.power import minimum_detectable_effect
 from mtr.abtest.spec import Correction, DecompositionSpec, MetricSpec, check_chain
 from mtr.abtest.units import Arms

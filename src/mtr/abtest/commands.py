@@ -63,7 +63,7 @@ def ab_analyze(
         description: Markdown paragraph placed at the top of README.md.
     """
     from mtr.abtest.analysis import analyze
-    from mtr.abtest.report import write_report
+    from mtr.abtest.analysis_report import write_report
     from mtr.abtest.units import read_units, split_arms
     from mtr.io import atomic_output_dir
 
@@ -144,7 +144,7 @@ def ab_simulate(
     """
     if users < 100 or days < 1:
         raise InputError(f"--users must be >= 100 and --days >= 1, got users={users}, days={days}")
-    from mtr.abtest.report import write_report
+    from mtr.abtest.analysis_report import write_report
     from mtr.io import atomic_output_dir
 
     tested = variant.apply(world)

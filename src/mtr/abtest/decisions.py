@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from mtr.abtest.estimators import Comparison
+from mtr.abtest.effects import Comparison
 from mtr.abtest.spec import MetricSpec
 from mtr.errors import InputError
 

@@ -108,7 +108,7 @@ def _train_args(train_configs: list[Path], train_overrides: dict[str, Any], seed
 
 def run_sweep(sweep: Sweep, workers: int) -> dict[str, Any]:
     """Create or resume the study, run `workers` worker processes on it, then write and print the summary."""
-    from mtr.tuning.report import write_summary
+    from mtr.tuning.summary import write_summary
     from mtr.tuning.worker import FINISHED, count, create_study, run_worker
 
     study = create_study(sweep)  # here, before the workers, so that they never race to create it

@@ -6,7 +6,7 @@ from scipy import stats
 from statsmodels.stats import proportion
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from mtr.abtest.estimators import arm_estimates, compare
+from mtr.abtest.effects import arm_estimates, compare
 
 
 def _compare(control, treatment, **kwargs):
