@@ -152,3 +152,40 @@ def bandit() -> SyntheticLog:
 def make_bandit() -> Callable[..., SyntheticLog]:
     """`make_bandit(n_groups=..., n_rewards=..., seed=...)` builds another synthetic log."""
     return synthetic_log
+
+
+# The architectures under test are the configs/model/*.yaml files, so a new config is tested without editing lists.
+@dataclass(frozen=True)
+class ModelConfig:
+    """One configs/model/*.yaml: `name` is the file stem; `class_path` and `init_args` as the config writes them."""
+
+    name: str
+    path: Path
+    class_path: str
+    init_args: dict[str, object]
+
+    def build(self, schema: object, **overrides: object) -> object:
+        """`class_path(schema, **init_args, **overrides)`: the architecture (an nn.Module) for a DatasetSchema.
+
+        Typed `object` so that this file's imports stay as they are."""
+        import importlib
+
+        module_name, class_name = self.class_path.rsplit(".", 1)
+        return getattr(importlib.import_module(module_name), class_name)(schema, **{**self.init_args, **overrides})
+
+
+def model_configs() -> dict[str, ModelConfig]:
+    """Every configs/model/*.yaml by file stem, in name order."""
+    import yaml
+
+    configs = {}
+    for path in sorted((REPO_ROOT / "configs" / "model").glob("*.yaml")):
+        architecture = yaml.safe_load(path.read_text())["architecture"]
+        configs[path.stem] = ModelConfig(path.stem, path, architecture["class_path"], architecture.get("init_args", {}))
+    return configs
+
+
+@pytest.fixture(params=sorted(model_configs()))
+def model_config(request: pytest.FixtureRequest) -> ModelConfig:
+    """Parametrises a test over every configs/model/*.yaml (test ids are the file stems)."""
+    return model_configs()[request.param]

@@ -1,8 +1,9 @@
-"""Every architecture: output shape and order, state_dict round trip, torch.export, gates, independence."""
+"""Every architecture in configs/model/: output shape and order, state_dict round trip, torch.export, gates,
+the shared layer GradNorm reads, independence of the single-task networks."""
 
 from __future__ import annotations
 
-import functools
+import inspect
 
 import pytest
 import torch
@@ -17,13 +18,6 @@ from mtr.models.shared_bottom import SharedBottom
 from mtr.models.single_task import SingleTask
 from mtr.schema import DatasetSchema
 
-ARCHITECTURES = {
-    "single_task": functools.partial(SingleTask, embedding_dim=4, hidden=(8,)),
-    "shared_bottom": functools.partial(SharedBottom, embedding_dim=4, bottom_hidden=(16, 8), dense_hidden=(4,)),
-    "mmoe": functools.partial(MMoE, embedding_dim=4, n_experts=3, expert_hidden=(8, 6)),
-    "ple": functools.partial(PLE, embedding_dim=4, n_levels=2, n_specific_experts=1, n_shared_experts=2),
-}
-
 
 @pytest.fixture(scope="module")
 def data(toy_dataset) -> tuple[DatasetSchema, Batch]:
@@ -32,11 +26,10 @@ def data(toy_dataset) -> tuple[DatasetSchema, Batch]:
     return module.schema, next(iter(module.test_dataloader()))
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
-def test_logits_have_one_column_per_schema_task_and_depend_on_the_row(name, data):
+def test_logits_have_one_column_per_schema_task_and_depend_on_the_row(model_config, data):
     schema, batch = data
     torch.manual_seed(0)
-    model = ARCHITECTURES[name](schema).eval()
+    model = model_config.build(schema).eval()
     logits = model(batch.sparse, batch.dense)
     assert logits.shape == (len(batch), len(schema.tasks)) and logits.dtype == torch.float32
     assert torch.isfinite(logits).all()
@@ -46,50 +39,62 @@ def test_logits_have_one_column_per_schema_task_and_depend_on_the_row(name, data
     torch.testing.assert_close(model(head, batch.dense[:10]), logits[:10])
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
-def test_state_dict_round_trip_reproduces_the_logits(name, data):
+def test_state_dict_round_trip_reproduces_the_logits(model_config, data):
     schema, batch = data
     torch.manual_seed(0)
-    original = ARCHITECTURES[name](schema).eval()
+    original = model_config.build(schema).eval()
     torch.manual_seed(1)
-    restored = ARCHITECTURES[name](schema).eval()
+    restored = model_config.build(schema).eval()
     assert not torch.equal(original(batch.sparse, batch.dense), restored(batch.sparse, batch.dense))
     restored.load_state_dict(original.state_dict())
     assert torch.equal(original(batch.sparse, batch.dense), restored(batch.sparse, batch.dense))
     assert any(key.startswith("features.ebc.embedding_bags.t_country") for key in original.state_dict())
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
-def test_torch_export_gives_the_eager_logits(name, data):
+def test_torch_export_gives_the_eager_logits(model_config, data):
     schema, batch = data
-    model = ARCHITECTURES[name](schema).eval()
+    model = model_config.build(schema).eval()
     program = torch.export.export(model, (batch.sparse, batch.dense), strict=False)
     torch.testing.assert_close(program.module()(batch.sparse, batch.dense), model(batch.sparse, batch.dense))
 
 
-@pytest.mark.parametrize("name", ["mmoe", "ple"])
-def test_gates_are_distributions_and_match_forward(name, data):
+def gate_widths(model: nn.Module, init_args: dict, schema: DatasetSchema) -> dict[str, int]:
+    """The gates `model` must report, gate name -> number of experts it weighs (from its settings: the
+    config's init_args over the class defaults)."""
+    settings = {name: p.default for name, p in inspect.signature(type(model)).parameters.items()} | init_args
+    names = schema.task_names
+    if isinstance(model, MMoE):
+        return dict.fromkeys(names, settings["n_experts"])
+    if isinstance(model, PLE):
+        specific, shared, levels = settings["n_specific_experts"], settings["n_shared_experts"], settings["n_levels"]
+        widths = {f"level_{level}/{name}": specific + shared for level in range(levels) for name in names}
+        # Every level but the last also mixes all experts into the next level's shared input.
+        widths.update({f"level_{level}/shared": len(names) * specific + shared for level in range(levels - 1)})
+        return widths
+    return {}  # an architecture without gates
+
+
+def test_gates_are_distributions_and_match_forward(model_config, data):
     schema, batch = data
-    model = ARCHITECTURES[name](schema).eval()
+    model = model_config.build(schema).eval()
     logits, gates = model.forward_with_gates(batch.sparse, batch.dense)
     assert torch.equal(logits, model(batch.sparse, batch.dense))
+    expected = gate_widths(model, model_config.init_args, schema)
+    assert {key: tuple(weights.shape) for key, weights in gates.items()} == {
+        key: (len(batch), width) for key, width in expected.items()
+    }
     for key, weights in gates.items():
-        assert weights.shape[0] == len(batch), key
-        torch.testing.assert_close(weights.sum(1), torch.ones(len(batch)))
-    if name == "mmoe":
-        assert sorted(gates) == sorted(schema.task_names) and gates["conversion_push"].shape[1] == 3
-    else:  # 14 tasks x 1 own expert + 2 shared experts
-        assert gates["level_0/shared"].shape[1] == 14 + 2 and gates["level_1/retention_none"].shape[1] == 1 + 2
-        assert "level_1/shared" not in gates  # the last level has no shared gate
+        torch.testing.assert_close(weights.sum(1), torch.ones(len(batch)), msg=key)
 
 
 def test_single_task_networks_share_nothing(data):
     schema, batch = data
-    model = ARCHITECTURES["single_task"](schema).eval()
+    model = SingleTask(schema, embedding_dim=4, hidden=(8,)).eval()
     before = model(batch.sparse, batch.dense)
     with torch.no_grad():  # perturb every parameter slice that belongs to task 0
-        for parameter in model.networks.parameters():
-            parameter[0].add_(1.0)
+        for part in (model.features.dense_arch, model.shared, model.towers):
+            for parameter in part.parameters():
+                parameter[0].add_(1.0)
         for bag in model.features.ebc.embedding_bags.values():
             bag.weight[:, :4].add_(1.0)  # columns 0..3: task 0's copy of the embedding
     after = model(batch.sparse, batch.dense)
@@ -97,15 +102,25 @@ def test_single_task_networks_share_nothing(data):
     torch.testing.assert_close(after[:, 1:], before[:, 1:])
 
 
-@pytest.mark.parametrize("name", ["shared_bottom", "mmoe", "ple"])
-def test_last_shared_weight_receives_every_task_gradient(name, data):
+def test_last_shared_weight_is_shared_by_every_task_or_none_if_nothing_is(model_config, data):
     schema, batch = data
-    model = ARCHITECTURES[name](schema)
+    torch.manual_seed(0)
+    model = model_config.build(schema)
+    parameters = list(model.parameters())
+    first, last = (
+        torch.autograd.grad(model(batch.sparse, batch.dense)[:, task].sum(), parameters, allow_unused=True)
+        for task in (0, len(schema.tasks) - 1)
+    )
+    # Does any parameter element move with both tasks' outputs? Then the model shares something.
+    shares = any(
+        a is not None and b is not None and bool(((a != 0) & (b != 0)).any()) for a, b in zip(first, last, strict=True)
+    )
     weight = model.last_shared_weight
-    assert isinstance(weight, nn.Parameter)
-    for task in (0, len(schema.tasks) - 1):
-        (grad,) = torch.autograd.grad(model(batch.sparse, batch.dense)[:, task].sum(), weight)
-        assert grad.abs().sum() > 0
+    assert (weight is not None) == shares
+    if weight is not None:
+        assert isinstance(weight, nn.Parameter)
+        index = next(i for i, parameter in enumerate(parameters) if parameter is weight)
+        assert first[index].abs().sum() > 0 and last[index].abs().sum() > 0
 
 
 def test_bad_hyperparameters_are_named(data):

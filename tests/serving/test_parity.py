@@ -43,11 +43,10 @@ def reference(checkpoint: Path, candidates: pl.DataFrame, fusion: FusionWeights)
     return torch.sigmoid(logits).numpy(), fuse(FusionInputs(groups, own), fusion)
 
 
-@pytest.mark.parametrize("architecture", ["mmoe", "ple", "shared_bottom", "single_task"])
 def test_artifact_scores_equal_the_checkpoint_for_every_architecture(
-    architecture, serving, toy_dataset, toy_schema, tmp_path
+    model_config, serving, toy_dataset, toy_schema, tmp_path
 ):
-    checkpoint = serving.write_run(tmp_path / "run", toy_schema, architecture, seed=3)
+    checkpoint = serving.write_run(tmp_path / "run", toy_schema, model_config.name, seed=3)
     export_artifact(checkpoint, serving.write_weights(tmp_path / "weights.json"), tmp_path / "artifact", aoti=False)
     candidates = serving.toy_candidates(toy_dataset, opportunities=60)
 

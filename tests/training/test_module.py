@@ -13,10 +13,9 @@ from mtr.data.batch import Batch, sparse_batch
 from mtr.data.datamodule import MessagingDataModule
 from mtr.errors import InputError
 from mtr.models.mmoe import MMoE
-from mtr.models.ple import PLE
 from mtr.models.shared_bottom import SharedBottom
 from mtr.models.single_task import SingleTask
-from mtr.training.losses import GradNorm, UncertaintyWeighting
+from mtr.training.losses import FixedWeights, GradNorm, UncertaintyWeighting
 from mtr.training.module import MultiTaskModule
 
 
@@ -54,14 +53,14 @@ def assert_same_gradient(name: str, expected: torch.Tensor, actual: torch.Tensor
         assert torch.equal(actual, expected), name
 
 
-@pytest.mark.parametrize(
-    ("architecture", "weighting"),
-    [(MMoE, UncertaintyWeighting), (PLE, GradNorm), (SingleTask, None), (SharedBottom, None)],
-)
-def test_masked_rows_do_not_change_gradients(architecture, weighting, data):
+@pytest.mark.parametrize("weighting", [FixedWeights, UncertaintyWeighting, GradNorm])
+def test_masked_rows_do_not_change_gradients(model_config, weighting, data):
     torch.manual_seed(0)
-    kwargs = {"loss_weighting": weighting} if weighting else {}
-    module = MultiTaskModule(data.schema, functools.partial(architecture, embedding_dim=4), **kwargs)
+    if weighting.needs_shared_weight and model_config.build(data.schema).last_shared_weight is None:
+        with pytest.raises(InputError, match="needs an architecture with a shared layer"):
+            MultiTaskModule(data.schema, model_config.build, loss_weighting=weighting)
+        return
+    module = MultiTaskModule(data.schema, model_config.build, loss_weighting=weighting)
     batch = next(iter(data.train_dataloader()))
     batch.masks[:8] = 0  # rows 0..7 carry no label at all
     reference = gradients(module, batch)

@@ -141,6 +141,7 @@ class Towers(nn.Module):
 
     def __init__(self, n_tasks: int, in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> None:
         super().__init__()
+        self.in_dim = in_dim
         self.net = BatchedMLP(n_tasks, in_dim, [*hidden, 1], dropout, final_activation=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,15 +9,48 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from mtr.errors import InputError
+from mtr.models.frame import MultiTaskModel, SharedPart
 from mtr.models.layers import BatchedMLP, FeatureArch, Gates, Towers, mix
 from mtr.schema import DatasetSchema
 
 
-class MMoE(nn.Module):
+class GatedExperts(SharedPart):
+    """Experts shared by every task, mixed by one softmax gate per task.
+
+    Args:
+        task_names: the tasks in schema order; one gate each, keyed by name.
+        in_dim: width of the features.
+        n_experts: number of shared experts.
+        expert_hidden: widths of each expert MLP; the last is the expert output width.
+        dropout: dropout after the experts' hidden activations.
+    """
+
+    def __init__(
+        self, task_names: Sequence[str], in_dim: int, n_experts: int, expert_hidden: Sequence[int], dropout: float
+    ) -> None:
+        super().__init__()
+        if n_experts < 1:
+            raise InputError(f"MMoE: n_experts must be at least 1, got {n_experts}")
+        self.task_names = list(task_names)
+        self.experts = BatchedMLP(n_experts, in_dim, expert_hidden, dropout)
+        self.gates = Gates(len(self.task_names), in_dim, n_experts)
+        self.out_dim = self.experts.out_dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Args: x: [B, D]. Returns each task's mixture [T, B, H] and its gate weights [B, E] by task name."""
+        experts = self.experts(x)  # [E, B, H]
+        gates = self.gates(x)  # [T, B, E]
+        return mix(gates, experts), {name: gates[i] for i, name in enumerate(self.task_names)}
+
+    @property
+    def last_shared_weight(self) -> torch.Tensor:
+        """The experts' output layer [E, H_prev, H], the last layer every task shares."""
+        return self.experts.last_weight
+
+
+class MMoE(MultiTaskModel):
     """MMoE over the schema's features, one logit per schema task.
 
     Args:
@@ -41,30 +74,6 @@ class MMoE(nn.Module):
         tower_hidden: Sequence[int] = (8,),
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        if n_experts < 1:
-            raise InputError(f"MMoE: n_experts must be at least 1, got {n_experts}")
-        self.task_names = schema.task_names
-        self.features = FeatureArch(schema, embedding_dim, dense_hidden)
-        self.experts = BatchedMLP(n_experts, self.features.out_dim, expert_hidden, dropout)
-        self.gates = Gates(len(self.task_names), self.features.out_dim, n_experts)
-        self.towers = Towers(len(self.task_names), self.experts.out_dim, tower_hidden, dropout)
-
-    def forward_with_gates(
-        self, sparse: KeyedJaggedTensor, dense: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Logits [B, n_tasks] and each task's gate weights [B, n_experts] keyed by task name."""
-        x = self.features(sparse, dense)  # [B, D]
-        experts = self.experts(x)  # [E, B, H]
-        gates = self.gates(x)  # [T, B, E]
-        logits = self.towers(mix(gates, experts))  # [B, T]
-        return logits, {name: gates[i] for i, name in enumerate(self.task_names)}
-
-    def forward(self, sparse: KeyedJaggedTensor, dense: torch.Tensor) -> torch.Tensor:
-        """Logits [B, n_tasks] in schema task order."""
-        return self.forward_with_gates(sparse, dense)[0]
-
-    @property
-    def last_shared_weight(self) -> torch.Tensor:
-        """The experts' output layer, the last layer every task shares (GradNorm's reference)."""
-        return self.experts.last_weight
+        features = FeatureArch(schema, embedding_dim, dense_hidden)
+        shared = GatedExperts(schema.task_names, features.out_dim, n_experts, expert_hidden, dropout)
+        super().__init__(features, shared, Towers(len(schema.tasks), shared.out_dim, tower_hidden, dropout))

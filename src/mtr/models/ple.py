@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from mtr.errors import InputError
+from mtr.models.frame import MultiTaskModel, SharedPart
 from mtr.models.layers import BatchedMLP, FeatureArch, Gates, Towers, mix
 from mtr.schema import DatasetSchema
 
@@ -79,7 +79,71 @@ class ExtractionLevel(nn.Module):
         return task_outputs, mix(shared_gate, experts)[0], task_gates, shared_gate[0]
 
 
-class PLE(nn.Module):
+class ProgressiveExtraction(SharedPart):
+    """Stacked extraction levels; the first reads the features, each next one the previous outputs.
+
+    Args:
+        task_names: the tasks in schema order; gates are keyed by name.
+        in_dim: width of the features.
+        n_levels: number of extraction levels.
+        n_specific: experts per task at each level.
+        n_shared: shared experts at each level.
+        expert_hidden: widths of each expert MLP; the last is the expert output width.
+        dropout: dropout after expert activations.
+    """
+
+    def __init__(
+        self,
+        task_names: Sequence[str],
+        in_dim: int,
+        n_levels: int,
+        n_specific: int,
+        n_shared: int,
+        expert_hidden: Sequence[int],
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        for name, value in (("n_levels", n_levels), ("n_specific_experts", n_specific), ("n_shared_experts", n_shared)):
+            if value < 1:
+                raise InputError(f"PLE: {name} must be at least 1, got {value}")
+        self.task_names = list(task_names)
+        levels = []
+        width = in_dim
+        for level in range(n_levels):
+            last = level == n_levels - 1
+            levels.append(
+                ExtractionLevel(len(self.task_names), width, n_specific, n_shared, expert_hidden, not last, dropout)
+            )
+            width = levels[-1].out_dim
+        self.levels = nn.ModuleList(levels)
+        self.out_dim = width
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Args: x: [B, D].
+
+        Returns:
+            each task's output of the last level [T, B, H], and gate weights keyed "level_{l}/{task}"
+            ([B, own experts then shared experts]) and "level_{l}/shared" ([B, every task's experts in
+            task order, then shared]).
+        """
+        task_inputs, shared_input = x, x
+        gates: dict[str, torch.Tensor] = {}
+        for level, extraction in enumerate(self.levels):
+            task_inputs, shared_output, task_gates, shared_gate = extraction(task_inputs, shared_input)
+            gates.update({f"level_{level}/{name}": task_gates[i] for i, name in enumerate(self.task_names)})
+            if shared_output is not None and shared_gate is not None:
+                shared_input = shared_output
+                gates[f"level_{level}/shared"] = shared_gate
+        return task_inputs, gates
+
+    @property
+    def last_shared_weight(self) -> torch.Tensor:
+        """The last level's expert output layer (task-specific and shared experts are one tensor, so
+        GradNorm measures there; a task's gradient reaches its own and the shared experts)."""
+        return self.levels[-1].experts.last_weight
+
+
+class PLE(MultiTaskModel):
     """PLE over the schema's features, one logit per schema task.
 
     Args:
@@ -107,48 +171,8 @@ class PLE(nn.Module):
         tower_hidden: Sequence[int] = (8,),
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        for name, value in (("n_levels", n_levels), ("n_specific_experts", n_specific_experts)):
-            if value < 1:
-                raise InputError(f"PLE: {name} must be at least 1, got {value}")
-        if n_shared_experts < 1:
-            raise InputError(f"PLE: n_shared_experts must be at least 1, got {n_shared_experts}")
-        self.task_names = schema.task_names
-        n_tasks = len(self.task_names)
-        self.features = FeatureArch(schema, embedding_dim, dense_hidden)
-        levels = []
-        width = self.features.out_dim
-        for level in range(n_levels):
-            last = level == n_levels - 1
-            levels.append(
-                ExtractionLevel(n_tasks, width, n_specific_experts, n_shared_experts, expert_hidden, not last, dropout)
-            )
-            width = levels[-1].out_dim
-        self.levels = nn.ModuleList(levels)
-        self.towers = Towers(n_tasks, width, tower_hidden, dropout)
-
-    def forward_with_gates(
-        self, sparse: KeyedJaggedTensor, dense: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Logits [B, n_tasks] and gate weights keyed "level_{l}/{task}" ([B, own experts then shared
-        experts]) and "level_{l}/shared" ([B, every task's experts in task order, then shared])."""
-        x = self.features(sparse, dense)  # [B, D]
-        task_inputs, shared_input = x, x
-        gates: dict[str, torch.Tensor] = {}
-        for level, extraction in enumerate(self.levels):
-            task_inputs, shared_output, task_gates, shared_gate = extraction(task_inputs, shared_input)
-            gates.update({f"level_{level}/{name}": task_gates[i] for i, name in enumerate(self.task_names)})
-            if shared_output is not None and shared_gate is not None:
-                shared_input = shared_output
-                gates[f"level_{level}/shared"] = shared_gate
-        return self.towers(task_inputs), gates
-
-    def forward(self, sparse: KeyedJaggedTensor, dense: torch.Tensor) -> torch.Tensor:
-        """Logits [B, n_tasks] in schema task order."""
-        return self.forward_with_gates(sparse, dense)[0]
-
-    @property
-    def last_shared_weight(self) -> torch.Tensor:
-        """The last level's expert output layer (task-specific and shared experts are one tensor, so
-        GradNorm measures there; a task's gradient reaches its own and the shared experts)."""
-        return self.levels[-1].experts.last_weight
+        features = FeatureArch(schema, embedding_dim, dense_hidden)
+        shared = ProgressiveExtraction(
+            schema.task_names, features.out_dim, n_levels, n_specific_experts, n_shared_experts, expert_hidden, dropout
+        )
+        super().__init__(features, shared, Towers(len(schema.tasks), shared.out_dim, tower_hidden, dropout))

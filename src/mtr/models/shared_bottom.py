@@ -6,14 +6,40 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from mtr.errors import InputError
+from mtr.models.frame import MultiTaskModel, SharedPart
 from mtr.models.layers import FeatureArch, Towers, mlp
 from mtr.schema import DatasetSchema
 
 
-class SharedBottom(nn.Module):
+class SharedMLP(SharedPart):
+    """One MLP every task reads.
+
+    Args:
+        in_dim: width of the features.
+        hidden: widths of the MLP (at least one layer); the last is the towers' input width.
+        dropout: dropout after each hidden activation.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], dropout: float) -> None:
+        super().__init__()
+        if not hidden:
+            raise InputError("SharedBottom: bottom_hidden must name at least one layer")
+        self.bottom = mlp(in_dim, hidden, dropout)
+        self.out_dim = hidden[-1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Args: x: [B, D]. Returns the shared representation [B, H] and no gates."""
+        return self.bottom(x), {}
+
+    @property
+    def last_shared_weight(self) -> torch.Tensor:
+        """The bottom's last linear weight [H, H_prev]."""
+        return [layer for layer in self.bottom if isinstance(layer, nn.Linear)][-1].weight
+
+
+class SharedBottom(MultiTaskModel):
     """A shared MLP over the features feeding one tower per schema task.
 
     Args:
@@ -35,19 +61,6 @@ class SharedBottom(nn.Module):
         tower_hidden: Sequence[int] = (16,),
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        if not bottom_hidden:
-            raise InputError("SharedBottom: bottom_hidden must name at least one layer")
-        self.features = FeatureArch(schema, embedding_dim, dense_hidden)
-        self.bottom = mlp(self.features.out_dim, bottom_hidden, dropout)
-        self.towers = Towers(len(schema.tasks), bottom_hidden[-1], tower_hidden, dropout)
-
-    def forward(self, sparse: KeyedJaggedTensor, dense: torch.Tensor) -> torch.Tensor:
-        """Logits [B, n_tasks] in schema task order."""
-        shared = self.bottom(self.features(sparse, dense))  # [B, H]
-        return self.towers(shared)
-
-    @property
-    def last_shared_weight(self) -> torch.Tensor:
-        """The bottom's last linear weight, the last layer every task shares (GradNorm's reference)."""
-        return [layer for layer in self.bottom if isinstance(layer, nn.Linear)][-1].weight
+        features = FeatureArch(schema, embedding_dim, dense_hidden)
+        shared = SharedMLP(features.out_dim, bottom_hidden, dropout)
+        super().__init__(features, shared, Towers(len(schema.tasks), shared.out_dim, tower_hidden, dropout))
