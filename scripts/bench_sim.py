@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from mtr.sim.config import TASKS, WorldConfig  # noqa: E402
+from mtr.sim.config import OBJECTIVES, WorldConfig  # noqa: E402
 from mtr.sim.oracle import Oracle  # noqa: E402
 from mtr.sim.report import task_logit_correlation  # noqa: E402
 from mtr.sim.writer import simulate_tables, truth_tables, write_simulation  # noqa: E402
@@ -57,7 +57,8 @@ def bench_oracle(folder: Path, n_opportunities: int) -> None:
 
 def bench_correlation(users: int, days: int) -> None:
     print(f"task_correlation -> correlation of true logits over logged sends ({users} users x {days} days)")
-    print("  rho   mean|r|  " + "  ".join(f"{a[:4]}-{b[:4]}" for i, a in enumerate(TASKS) for b in TASKS[i + 1 :]))
+    pairs = [f"{a[:4]}-{b[:4]}" for i, a in enumerate(OBJECTIVES) for b in OBJECTIVES[i + 1 :]]
+    print("  rho   mean|r|  " + "  ".join(pairs))
     for rho in (0.0, 0.25, 0.5, 0.75, 1.0):
         log, tables = simulate_tables(users, days, 0, WorldConfig(task_correlation=rho))
         r = task_logit_correlation(truth_tables(log, tables["opportunities"])["logged_probabilities"])

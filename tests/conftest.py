@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
 from mtr.ope.estimators import LoggedFeedback
 from mtr.scoring.groups import NONE_CODE, CandidateGroups
 from mtr.scoring.policy import PolicyDecision
@@ -88,6 +92,64 @@ def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     main(["simulate", "--users", "600", "--days", "21", "--seed", "3", "--out", str(root / "events")])
     main(["build-dataset", "--events", str(root / "events"), "--out", str(root / "dataset")])
     return root / "dataset"
+
+
+def conversion_windows(events: Path) -> pl.DataFrame:
+    """The opportunities of an event log with `t0`, `day`, `is_send` and `end`, the end of the conversion window
+    min(t0 + 7 d, the user's next send, log_end), worked out from the raw tables apart from `mtr.data.labels`."""
+    meta = json.loads((events / "meta.json").read_text())
+    log_end = pl.lit(meta["log_end"]).str.to_datetime(time_unit="us", time_zone="UTC")
+    rows = pl.read_parquet(events / "opportunities.parquet").with_columns(
+        t0=pl.coalesce("send_ts", "ts"), day=pl.col("ts").dt.date(), is_send=pl.col("channel") != "none"
+    )
+    next_send = (
+        rows.join(rows.filter("is_send").select("user_id", next_ts="send_ts"), on="user_id")
+        .filter(pl.col("next_ts") > pl.col("t0"))
+        .group_by("opportunity_id")
+        .agg(pl.col("next_ts").min())
+    )
+    return rows.join(next_send, on="opportunity_id", how="left").with_columns(
+        end=pl.min_horizontal(pl.col("t0") + timedelta(days=7), "next_ts", log_end)
+    )
+
+
+@pytest.fixture(scope="session")
+def windows_of() -> Callable[[Path], pl.DataFrame]:
+    """`windows_of(events)`: `conversion_windows` of an event log folder."""
+    return conversion_windows
+
+
+# A fifth, continuous objective: declared by the objective table alone, its label by the conversion_value rule.
+PURCHASE_VALUE = Objective(
+    "purchase_value",
+    kind="continuous",
+    exists_for_none=True,
+    label_rule="conversion_value",
+    description="summed conversion value within the conversion window",
+)
+FIFTH_OBJECTIVE_TABLE = (*MESSAGING_OBJECTIVES, PURCHASE_VALUE)
+
+
+def write_fifth_objective_world(folder: Path, users: int = 1500, days: int = 28, seed: int = 5) -> tuple[Path, Path]:
+    """Simulate a small world into `folder/events` and build `folder/dataset` with `FIFTH_OBJECTIVE_TABLE`.
+
+    Returns:
+        (events folder, dataset folder); the dataset has 5 x 3 channel tasks and 3 "none" tasks.
+    """
+    from mtr.data.build import BuildConfig, build_dataset_from_events
+    from mtr.sim.config import WorldConfig
+    from mtr.sim.writer import write_simulation
+
+    events, dataset = folder / "events", folder / "dataset"
+    write_simulation(events, users, days, seed, WorldConfig())
+    build_dataset_from_events(events, dataset, BuildConfig(partitions=1), objectives=FIFTH_OBJECTIVE_TABLE)
+    return events, dataset
+
+
+@pytest.fixture(scope="session")
+def fifth_objective_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(events, dataset) of a small simulated world whose dataset declares the continuous `purchase_value`."""
+    return write_fifth_objective_world(tmp_path_factory.mktemp("fifth"))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -7,6 +8,7 @@ import pytest
 from mtr.data.preprocess import encode_features, encode_targets, fit_features
 from mtr.errors import InputError
 from mtr.io import atomic_output_dir
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
 from mtr.schema import DatasetSchema, TaskSpec, messaging_tasks
 
 
@@ -60,6 +62,31 @@ def test_masked_labels_are_zeroed():
     schema = _schema(train)
     labels, masks = encode_targets(pl.DataFrame({"y": [1, 1, 0], "m": [1, 0, 1]}), schema)
     assert labels[:, 0].tolist() == [1.0, 0.0, 0.0] and masks[:, 0].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_continuous_labels_keep_their_values_and_missing_ones_are_masked(tmp_path: Path) -> None:
+    train = pl.DataFrame({"country": ["de"], "hour": [8], "spend": [1.0]})
+    features = fit_features(train, sparse=["country", "hour"], dense={"spend": "log1p"})
+    spend = Objective("spend", kind="continuous", label_rule="conversion_value")
+    tasks = (TaskSpec("click", "engagement", None, "y", "m"), TaskSpec("spend", "spend", None, "v", "m"))
+    schema = DatasetSchema("toy", features, tasks, objectives=(spend,))
+    frame = pl.DataFrame({"y": [1, 0, 1, 0], "v": [27.5, None, float("nan"), 3.25], "m": [1, 1, 1, 0]})
+    labels, masks = encode_targets(frame, schema)
+    assert labels[:, 1].tolist() == [27.5, 0.0, 0.0, 0.0] and masks[:, 1].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert masks[:, 0].tolist() == [1.0, 1.0, 1.0, 0.0]  # the binary task keeps its mask column
+    # The table travels with the schema: a reloaded schema still knows "spend" is continuous.
+    schema.save(tmp_path)
+    assert DatasetSchema.load(tmp_path).objective("spend").kind == "continuous"
+
+
+def test_messaging_tasks_of_a_longer_table_add_the_objective_on_every_channel_and_none() -> None:
+    value = Objective("purchase_value", kind="continuous", exists_for_none=True, label_rule="conversion_value")
+    names = [t.name for t in messaging_tasks((*MESSAGING_OBJECTIVES, value))]
+    # Channel by channel, objectives in table order; then the organic outcomes.
+    assert len(names) == 18
+    first_channel = ["conversion_push", "engagement_push", "retention_push", "unsubscribe_push", "purchase_value_push"]
+    assert names[:5] == first_channel
+    assert names[-3:] == ["conversion_none", "retention_none", "purchase_value_none"]
 
 
 def test_atomic_output_dir_leaves_nothing_on_failure(tmp_path):

@@ -67,14 +67,15 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One binary prediction task, usually an objective on a channel (for example conversion on push).
+    """One prediction task, usually an objective on a channel (for example conversion on push).
 
     Args:
         name: unique task name, for example "conversion_push".
-        objective: what is predicted, for example "conversion".
+        objective: what is predicted, for example "conversion"; its kind (binary or continuous) and loss
+            come from the schema's objective table.
         channel: the channel the task belongs to, "none" for organic (no-send) outcomes, or None
             when channels do not apply (census).
-        label_column: 0/1 label column.
+        label_column: the label column: 0/1 for a binary objective, real values for a continuous one.
         mask_column: 0/1 column; rows with 0 have no label for this task. None means every row
             is labelled.
     """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -34,29 +33,16 @@ def table(world_dir: Path) -> Callable[[str], pl.DataFrame]:
 
 
 @pytest.fixture(scope="session")
-def labels(world_dir: Path) -> pl.DataFrame:
+def labels(world_dir: Path, windows_of: Callable[[Path], pl.DataFrame]) -> pl.DataFrame:
     """Every opportunity with its labels derived from the events by the rules of build-dataset, and its truth."""
-    meta = json.loads((world_dir / "meta.json").read_text())
-    log_end = pl.lit(meta["log_end"]).str.to_datetime(time_unit="us", time_zone="UTC")
     window = timedelta(hours=48)
-    rows = read(world_dir, "opportunities").with_columns(
-        t0=pl.coalesce("send_ts", "ts"), day=pl.col("ts").dt.date(), is_send=pl.col("channel") != "none"
-    )
+    rows = windows_of(world_dir)
     sends = rows.filter("is_send")
     engaged = sends.join(read(world_dir, "engagements"), on="opportunity_id").filter(
         pl.col("ts_right") < pl.col("send_ts") + window
     )
     left = sends.join(read(world_dir, "unsubscribes"), on=["user_id", "channel"]).filter(
         pl.col("ts_right").is_between(pl.col("send_ts"), pl.col("send_ts") + window, closed="left")
-    )
-    next_send = (
-        rows.join(sends.select("user_id", next_ts="send_ts"), on="user_id")
-        .filter(pl.col("next_ts") > pl.col("t0"))
-        .group_by("opportunity_id")
-        .agg(pl.col("next_ts").min())
-    )
-    rows = rows.join(next_send, on="opportunity_id", how="left").with_columns(
-        end=pl.min_horizontal(pl.col("t0") + timedelta(days=7), "next_ts", log_end)
     )
     converted = rows.join(read(world_dir, "conversions"), on="user_id").filter(
         pl.col("ts_right").is_between("t0", "end", closed="left")

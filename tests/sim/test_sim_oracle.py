@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from mtr.errors import InputError
-from mtr.sim.config import TASKS, WorldConfig
+from mtr.objectives import MESSAGING_OBJECTIVES, objective_names
+from mtr.sim.config import LATENT_ORDER, OBJECTIVES, WorldConfig
 from mtr.sim.oracle import Oracle
 from mtr.sim.report import task_logit_correlation
 from mtr.sim.writer import simulate_tables, truth_tables
@@ -26,11 +27,21 @@ def test_oracle_reproduces_logged_truth_exactly(oracle: Oracle, world_dir: Path)
     logged = oracle.probabilities(oracle.logged_actions())
     truth = pl.read_parquet(world_dir / "truth" / "logged_probabilities.parquet")
     assert logged["opportunity_id"].to_list() == truth["opportunity_id"].to_list()
-    for task in TASKS:
+    for task in OBJECTIVES:
         assert logged[f"p_{task}"].equals(truth[f"p_{task}"]), task
     assert logged["eligible"].all()
     none_rows = logged.filter(pl.col("channel") == "none")
     assert none_rows["p_engagement"].null_count() == none_rows.height > 0
+
+
+def test_truth_and_oracle_columns_follow_the_objective_table(oracle: Oracle, world_dir: Path) -> None:
+    expected = [f"p_{name}" for name in objective_names(MESSAGING_OBJECTIVES)]
+    truth = pl.read_parquet(world_dir / "truth" / "logged_probabilities.parquet")
+    assert truth.columns == ["opportunity_id", *expected]
+    scored = oracle.probabilities(oracle.logged_actions().head(3))
+    assert [c for c in scored.columns if c.startswith("p_")] == expected
+    # The latent traits are drawn in their own fixed order, but for the same objectives.
+    assert sorted(LATENT_ORDER) == sorted(OBJECTIVES)
 
 
 def test_counterfactual_none_is_organic_conversion(

@@ -8,25 +8,43 @@ import pytest
 import torch
 
 from mtr.errors import InputError
+from mtr.objectives import Objective
 from mtr.schema import DatasetSchema, FeatureSpec, TaskSpec
-from mtr.training.losses import FixedWeights, GradNorm, UncertaintyWeighting, gradnorm_loss, masked_bce
+from mtr.training.losses import FixedWeights, GradNorm, UncertaintyWeighting, gradnorm_loss, masked_losses
 
 
-def two_task_schema() -> DatasetSchema:
+def two_task_schema(*objectives: Objective) -> DatasetSchema:
+    """Tasks "click" (engagement) and "buy" (conversion, or the first of `objectives` if given)."""
     feature = FeatureSpec("plan", "sparse", "String", vocabulary=("free",))
-    tasks = (TaskSpec("click", "engagement", "push", "y0"), TaskSpec("buy", "conversion", "push", "y1"))
-    return DatasetSchema("two", (feature,), tasks)
+    bought = objectives[0].name if objectives else "conversion"
+    tasks = (TaskSpec("click", "engagement", "push", "y0"), TaskSpec("buy", bought, "push", "y1"))
+    return DatasetSchema("two", (feature,), tasks, objectives=objectives)
 
 
-def test_masked_bce_averages_over_labelled_rows_only():
+def test_masked_bce_averages_over_labelled_rows_only_and_masks_the_gradient():
     logits = torch.tensor([[0.0, 2.0], [0.0, -1.0], [3.0, 5.0]], requires_grad=True)
     labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     masks = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
-    task_losses, labelled = masked_bce(logits, labels, masks)
+    task_losses, labelled = masked_losses(logits, labels, masks, ("bce", "bce"))
     torch.testing.assert_close(task_losses, torch.tensor([math.log(2), 0.0]))  # two rows at logit 0
     assert labelled.tolist() == [True, False]
     task_losses.sum().backward()
     torch.testing.assert_close(logits.grad, torch.tensor([[-0.25, 0.0], [0.25, 0.0], [0.0, 0.0]]))
+
+
+def test_each_task_takes_its_objectives_loss_over_labelled_rows() -> None:
+    outputs = torch.tensor([[0.0, 2.0, 0.0], [0.0, 30.0, 3.0], [4.0, 50.0, 1.0]], requires_grad=True)
+    labels = torch.tensor([[1.0, 4.0, 0.5], [0.0, 27.5, 0.0], [1.0, 0.0, 0.0]])
+    masks = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    task_losses, labelled = masked_losses(outputs, labels, masks, ("bce", "mse", "huber"))
+    # bce at logit 0; squared errors 4 and 6.25; Huber (delta 1) 0.125, 2.5 and 0.5.
+    expected = torch.tensor([math.log(2), (4.0 + 6.25) / 2, (0.125 + 2.5 + 0.5) / 3])
+    torch.testing.assert_close(task_losses, expected)
+    assert labelled.all()
+    task_losses.sum().backward()
+    # d mse / d output = 2 (output - label) / n: rows 0 and 1 only; Huber's gradient is clipped at 1.
+    torch.testing.assert_close(outputs.grad[:, 1], torch.tensor([-2.0, 2.5, 0.0]))
+    torch.testing.assert_close(outputs.grad[:, 2], torch.tensor([-0.5, 1.0, 1.0]) / 3)
 
 
 def test_fixed_weights_and_unknown_task():
@@ -49,6 +67,18 @@ def test_uncertainty_weighting_classification_form():
     weighting(torch.tensor([1.0, 0.0]), torch.tensor([True, False])).backward()
     assert weighting.log_variance.grad[1].item() == 0.0  # an unlabelled task's variance is left alone
     torch.testing.assert_close(weighting.task_weights(), torch.tensor([1.0, 0.5]))
+
+
+def test_uncertainty_weighting_takes_the_regression_form_for_a_continuous_task() -> None:
+    spend = Objective("spend", kind="continuous", label_rule="conversion_value")
+    weighting = UncertaintyWeighting(two_task_schema(spend))
+    with torch.no_grad():
+        weighting.log_variance.copy_(torch.tensor([0.0, math.log(2.0)]))
+    # Binary: exp(-s) L + s / 2; continuous: L / (2 sigma^2) + log sigma = exp(-s) L / 2 + s / 2.
+    loss = weighting(torch.tensor([1.0, 8.0]), torch.tensor([True, True]))
+    assert loss.item() == pytest.approx(1.0 + 8.0 / 4 + 0.5 * math.log(2.0))
+    torch.testing.assert_close(weighting.task_weights(), torch.tensor([1.0, 0.25]))
+    assert "loss_scale" not in weighting.state_dict()  # checkpoints keep the state they had before
 
 
 def test_gradnorm_loss_on_a_hand_case():

@@ -10,7 +10,16 @@ import torch
 
 from mtr.errors import InputError
 from mtr.schema import DatasetSchema, FeatureSpec, TaskSpec
-from mtr.training.metrics import GateUsage, Selection, binary_auc, channel_means, task_metrics
+from mtr.training.metrics import (
+    METRICS,
+    GateUsage,
+    Selection,
+    binary_auc,
+    channel_means,
+    metrics_by_kind,
+    regression_metrics,
+    task_metrics,
+)
 
 
 def brute_force_auc(scores: list[float], labels: list[int]) -> float:
@@ -60,6 +69,38 @@ def test_undefined_metrics_are_nan():
         assert math.isnan(metrics[name][1].item()), name
 
 
+def test_regression_metrics_on_a_hand_case_use_labelled_rows_only() -> None:
+    predictions = torch.tensor([[2.0, 1.0], [0.0, 5.0], [10.0, float("inf")]])
+    labels = torch.tensor([[4.0, 0.0], [0.0, 0.0], [20.0, 0.0]])
+    masks = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    metrics = regression_metrics(predictions, labels, masks)
+    # Task 0: errors -2, 0, -10.
+    assert metrics["rmse"][0].item() == pytest.approx(math.sqrt(104 / 3))
+    assert metrics["mae"][0].item() == pytest.approx(4.0)
+    assert metrics["mean_error"][0].item() == pytest.approx(-4.0)  # predicts too little on average
+    assert metrics["calibration"][0].item() == pytest.approx(12 / 24)
+    # Task 1: the unlabelled row's infinite prediction is ignored; every label is 0, so calibration is undefined.
+    assert metrics["rmse"][1].item() == pytest.approx(math.sqrt(13))
+    assert metrics["labelled"][1].item() == 2 and math.isnan(metrics["calibration"][1].item())
+
+
+def test_metrics_by_kind_score_each_task_by_its_kind_only() -> None:
+    predictions = torch.tensor([[0.2, 3.0], [0.7, 1.0], [0.9, 0.0]])
+    labels = torch.tensor([[0.0, 2.0], [1.0, 0.0], [1.0, 1.0]])
+    masks = torch.ones(3, 2)
+    metrics = metrics_by_kind(predictions, labels, masks, torch.tensor([True, False]))
+    assert set(metrics) == {*METRICS, "labelled"}
+    binary, continuous = (
+        task_metrics(predictions[:, :1], labels[:, :1], masks[:, :1]),
+        regression_metrics(predictions[:, 1:], labels[:, 1:], masks[:, 1:]),
+    )
+    for name in ("auc", "logloss", "ne", "ece"):
+        assert metrics[name][0].item() == pytest.approx(binary[name][0].item()) and math.isnan(metrics[name][1])
+    for name in ("rmse", "mae", "mean_error"):
+        assert metrics[name][1].item() == pytest.approx(continuous[name][0].item()) and math.isnan(metrics[name][0])
+    assert metrics["calibration"].tolist() == pytest.approx([1.8 / 2, 4.0 / 3])
+
+
 def schema_with_channels() -> DatasetSchema:
     feature = FeatureSpec("plan", "sparse", "String", vocabulary=("free",))
     tasks = tuple(
@@ -88,6 +129,17 @@ def test_channel_means_and_selection_criteria():
 def test_bad_selection_specs_are_named(spec, message):
     with pytest.raises(InputError, match=message):
         Selection.parse(spec, schema_with_channels().task_names)
+
+
+def test_a_selection_that_no_weighted_task_defines_is_rejected() -> None:
+    names = schema_with_channels().task_names
+    with pytest.raises(InputError, match="rmse scores continuous tasks; none is weighted"):
+        Selection.parse("rmse_mean", names, ["binary"] * 3)
+    with pytest.raises(InputError, match="auc scores binary tasks"):
+        Selection.parse("auc:conversion_email=1", names, ["binary", "binary", "continuous"])
+    rmse = Selection.parse("rmse_mean", names, ["binary", "binary", "continuous"])
+    metrics = {"rmse": torch.tensor([math.nan, math.nan, 2.5], dtype=torch.float64)}
+    assert rmse.score(metrics).item() == pytest.approx(-2.5)  # lower is better: negated
 
 
 def test_gate_usage_shows_a_collapsed_gate():

@@ -128,7 +128,7 @@ def test_fit_selects_the_best_selection_epoch_and_logs_every_metric(data, tmp_pa
     data.predict_split = "validation"
     predictions = trainer.predict(module, data)
     rows = torch.cat([p["row_id"] for p in predictions])
-    probabilities = torch.cat([p["probabilities"] for p in predictions])
+    probabilities = torch.cat([p["predictions"] for p in predictions])
     assert rows.dtype == torch.int64 and torch.equal(rows, data.split("validation").row_id)
     assert probabilities.shape == (len(rows), len(data.schema.tasks))
     assert ((probabilities > 0) & (probabilities < 1)).all()

@@ -20,11 +20,12 @@ import polars as pl
 from mtr.data.asof import KEY
 from mtr.data.eventlog import EventLog, open_event_log, raise_first
 from mtr.data.features import DENSE_FEATURES, DESCRIPTIONS, SPARSE_FEATURES, opportunity_features
-from mtr.data.labels import LABEL_COLUMNS, MASK_COLUMNS, label_opportunities
+from mtr.data.labels import VALUE_COLUMN, label_columns, label_opportunities, mask_columns
 from mtr.data.preprocess import fit_features
 from mtr.data.report import split_report
 from mtr.errors import InputError
 from mtr.io import atomic_output_dir
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective, check_objectives
 from mtr.schema import NO_SEND, SPLITS, DatasetSchema, messaging_tasks
 
 # Tables keyed by user, split into partitions; `messages` is a small catalog every partition reads whole.
@@ -79,10 +80,17 @@ class BuildConfig:
             raise InputError(f"build config field 'days_since_cap' must be positive, got {self.days_since_cap}")
 
 
-def build_dataset_from_events(events: Path | str, out: Path | str, config: BuildConfig | None = None) -> DatasetSchema:
+def build_dataset_from_events(
+    events: Path | str,
+    out: Path | str,
+    config: BuildConfig | None = None,
+    objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
+) -> DatasetSchema:
     """Build `out/{train,validation,test}.parquet` and `out/schema.json` from the event log in `events`.
 
-    Nothing is left in `out` if the build fails.
+    Nothing is left in `out` if the build fails. `objectives` is the objective table: one label per
+    objective (by its `label_rule`), tasks on every channel (and "none" where it exists without a send),
+    and the table saved in schema.json.
 
     Returns:
         The saved schema; its metadata holds row counts, rates per task and split, and the split days.
@@ -93,12 +101,13 @@ def build_dataset_from_events(events: Path | str, out: Path | str, config: Build
     schema = DatasetSchema(
         name=config.name,
         features=(),
-        tasks=messaging_tasks(),
+        tasks=messaging_tasks(objectives),
         row_id_column="row_id",
         action_column="action",
         channel_column="channel",
         propensity_column="propensity",
-        value_columns=("conversion_value",),
+        value_columns=(VALUE_COLUMN,),
+        objectives=check_objectives(objectives),
     )
     with atomic_output_dir(out) as folder:
         _write_splits(log, config, split_expr(days), schema, folder)
@@ -113,7 +122,7 @@ def _write_splits(log: EventLog, config: BuildConfig, split: pl.Expr, schema: Da
     """Build partition after partition into part files, then stream the parts into one file per split."""
     work = folder / "_work"
     for index, tables in enumerate(partitioned_tables(log, config.partitions, work / "tables")):
-        frame = build_partition(tables, log, config, split)
+        frame = build_partition(tables, log, config, split, schema.objective_table)
         for name in SPLITS:
             part = work / "parts" / name / f"{index:05d}.parquet"
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +180,11 @@ def partitioned_tables(log: EventLog, partitions: int, work: Path) -> Iterator[d
 
 
 def build_partition(
-    tables: dict[str, pl.LazyFrame], log: EventLog, config: BuildConfig, split: pl.Expr
+    tables: dict[str, pl.LazyFrame],
+    log: EventLog,
+    config: BuildConfig,
+    split: pl.Expr,
+    objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
 ) -> pl.DataFrame:
     """Context, features, labels and masks of one partition's opportunities, with a `split` column."""
     opportunities = tables["opportunities"]
@@ -184,7 +197,7 @@ def build_partition(
         **events,
         days_since_cap=config.days_since_cap,
     )
-    labels = label_opportunities(opportunities, **events, log_end=log.log_end)
+    labels = label_opportunities(opportunities, **events, log_end=log.log_end, objectives=objectives)
     action = pl.format("{}:{}:{}", "message_id", "channel", "hour")
     context = opportunities.with_columns(
         row_id=pl.col(KEY),
@@ -193,7 +206,8 @@ def build_partition(
     )
     frame = context.join(features, on=KEY).join(labels, on=KEY)
     columns = (*CONTEXT_COLUMNS, *(c for c in features.collect_schema().names() if c != KEY))
-    return frame.select(*columns, *LABEL_COLUMNS, *MASK_COLUMNS, "conversion_value", "split").collect()
+    tasks = messaging_tasks(objectives)
+    return frame.select(*columns, *label_columns(tasks), *mask_columns(tasks), VALUE_COLUMN, "split").collect()
 
 
 def _check_engagements(opportunities: pl.LazyFrame, engagements: pl.LazyFrame) -> None:
@@ -224,7 +238,7 @@ def _fit_sample(train_path: Path, fit_rows: int) -> pl.DataFrame:
 def _metadata(
     log: EventLog, config: BuildConfig, days: dict[str, tuple[date, date]], schema: DatasetSchema, folder: Path
 ) -> dict[str, Any]:
-    report = {split: split_report(pl.scan_parquet(schema.split_path(folder, split)), schema.tasks) for split in SPLITS}
+    report = {split: split_report(pl.scan_parquet(schema.split_path(folder, split)), schema) for split in SPLITS}
     return {
         "source": "event_log",
         "events": str(log.folder),

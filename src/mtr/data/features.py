@@ -76,12 +76,38 @@ def opportunity_features(
         opportunity.
     """
     ts = pl.col("ts")
+    frame = opportunities.join(users, on="user_id", how="left").join(messages, on="message_id", how="left")
+    for part in _history(opportunities, engagements, conversions, unsubscribes, activity):
+        frame = frame.join(part, on=KEY, how="left")
+    days_since = (ts - pl.col("last_engagement_ts")).dt.total_seconds() / 86_400.0
+    return frame.select(
+        KEY,
+        *USER_SPARSE,
+        *MESSAGE_SPARSE,
+        ts.dt.weekday().alias("day_of_week"),
+        *(pl.col(f"unsubscribed_{c}").eq(0).alias(f"subscribed_{c}") for c in CHANNELS),
+        ((ts - pl.col("signup_ts")).dt.total_seconds() / 86_400.0).clip(lower_bound=0.0).alias("tenure_days"),
+        *HISTORY_COUNTS,
+        days_since.fill_null(days_since_cap).clip(upper_bound=days_since_cap).alias("days_since_engagement"),
+    )
+
+
+def _history(
+    opportunities: pl.LazyFrame,
+    engagements: pl.LazyFrame,
+    conversions: pl.LazyFrame,
+    unsubscribes: pl.LazyFrame,
+    activity: pl.LazyFrame,
+) -> list[pl.LazyFrame]:
+    """The point-in-time counts, each `[opportunity_id, ...]` with one row per opportunity: sends and
+    engagements per channel (+ `last_engagement_ts`), conversions, active days and unsubscribes per channel."""
+    ts = pl.col("ts")
     day = ts.dt.date()
     sends = opportunities.filter(pl.col("send_ts").is_not_null())
     by_channel = {c: (pl.col("channel") == c).sum().cast(pl.Int64) for c in CHANNELS}
     lookbacks = {f"{w}d": ts - timedelta(days=w) for w in WINDOWS_DAYS}
     unsubscribed = {f"unsubscribed_{c}": by_channel[c] for c in CHANNELS}
-    history = [
+    return [
         window_counts(opportunities, sends, "send_ts", _prefixed("sends", by_channel), ts, lookbacks),
         window_counts(
             opportunities,
@@ -105,20 +131,6 @@ def opportunity_features(
         ),
         lookup_before(opportunities, ts, cumulative_table(unsubscribes, "ts", unsubscribed), list(unsubscribed)),
     ]
-    frame = opportunities.join(users, on="user_id", how="left").join(messages, on="message_id", how="left")
-    for part in history:
-        frame = frame.join(part, on=KEY, how="left")
-    days_since = (ts - pl.col("last_engagement_ts")).dt.total_seconds() / 86_400.0
-    return frame.select(
-        KEY,
-        *USER_SPARSE,
-        *MESSAGE_SPARSE,
-        ts.dt.weekday().alias("day_of_week"),
-        *(pl.col(f"unsubscribed_{c}").eq(0).alias(f"subscribed_{c}") for c in CHANNELS),
-        ((ts - pl.col("signup_ts")).dt.total_seconds() / 86_400.0).clip(lower_bound=0.0).alias("tenure_days"),
-        *HISTORY_COUNTS,
-        days_since.fill_null(days_since_cap).clip(upper_bound=days_since_cap).alias("days_since_engagement"),
-    )
 
 
 def _prefixed(prefix: str, totals: dict[str, pl.Expr]) -> dict[str, pl.Expr]:

@@ -11,119 +11,126 @@ the decision time `ts` of a "send nothing" row; `log_end` closes the observation
 - conversion (every row): at least one conversion with ts in [t0, min(t0 + 7 days, next send)), where
   "next send" is the user's earliest send_ts strictly after t0 on any channel. For sends this is
   last-touch attribution within 7 days; a "send nothing" row's window ends at the next send. Two sends
-  at the same instant share a window. Matured iff the window's end <= log_end. `conversion_value` sums
-  the values in the window (null while immature).
+  at the same instant share a window. Matured iff the window's end <= log_end.
+- conversion_value (every row, continuous): the summed value of the conversions in that window (0 when
+  none), matured as conversion. The value column `conversion_value` holds it for every dataset.
 - retention (every row): an activity row on any day in [d + 22, d + 28], d = the UTC date of t0.
   Matured iff day d + 28 is fully observed: (d + 29 days) 00:00 UTC <= log_end.
 
+Each objective names its rule (`Objective.label_rule`, a key of `LABEL_RULES`); a rule says which
+per-opportunity windows it reads (`PARTS`), when it has matured, and its label and dtype. Adding an
+objective is a table entry plus, when no rule fits, a rule here.
+
 Masks: `mask_{objective}_{channel}` is 1 only on rows of that channel ("none" for the organic tasks
-conversion_none and retention_none) whose label has matured. An immature label is null, never a
+such as conversion_none and retention_none) whose label has matured. An immature label is null, never a
 false 0. Labels that do not apply (engagement or unsubscribe of a "send nothing") are null too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
 
 from mtr.data.asof import KEY, ONE_PER_INSTANT, first_after, window_counts
-from mtr.schema import messaging_tasks
+from mtr.errors import InputError
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
+from mtr.schema import TaskSpec, messaging_tasks
 
 REACTION_WINDOW = timedelta(hours=48)
 CONVERSION_WINDOW = timedelta(days=7)
 RETENTION_DAYS = (22, 28)
-
-LABEL_COLUMNS = tuple(dict.fromkeys(task.label_column for task in messaging_tasks()))
-MASK_COLUMNS = tuple(task.mask_column for task in messaging_tasks() if task.mask_column)
+VALUE_COLUMN = "conversion_value"  # kept on every row for analysis (the offer value a conversion brought)
 
 
-def label_opportunities(
-    opportunities: pl.LazyFrame,
-    engagements: pl.LazyFrame,
-    conversions: pl.LazyFrame,
-    unsubscribes: pl.LazyFrame,
-    activity: pl.LazyFrame,
-    log_end: datetime,
-) -> pl.LazyFrame:
-    """Labels, masks and conversion value of every opportunity of one user partition.
+@dataclass(frozen=True)
+class LabelInputs:
+    """One user partition's opportunities and events, as the parts read them.
+
+    Attributes:
+        rows: every opportunity with `t0` (send_ts of a send, ts of a no-send).
+        sends: the rows that are sends.
+        events: table name -> the partition's engagements, conversions, unsubscribes and activity.
+    """
+
+    rows: pl.LazyFrame
+    sends: pl.LazyFrame
+    events: dict[str, pl.LazyFrame]
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """How one objective's label is computed from the per-opportunity parts.
 
     Args:
-        opportunities: the `opportunities` table (all users of the partition, sends and no-sends).
-        engagements, conversions, unsubscribes, activity: the same users' event tables.
-        log_end: end of the observation window.
-
-    Returns:
-        `[opportunity_id, label_*, mask_*_*, conversion_value]`, one row per opportunity.
+        parts: names in `PARTS` whose columns the expressions read (joined once per build, however
+            many rules share them).
+        matured: log_end -> whether the row's label is observed in full (a row that is not gets null).
+        label: the observed outcome where matured.
+        dtype: Int8 for a binary 0/1 label, Float64 for a continuous one.
     """
-    rows = opportunities.with_columns(t0=pl.coalesce("send_ts", "ts"))
-    sends = rows.filter(pl.col("send_ts").is_not_null())
-    conversion = _conversion(rows, sends, conversions)
-    retention = _retention(rows, activity)
-    engaged = (
-        engagements.join(sends.select(KEY, "send_ts"), on=KEY)
-        .filter(pl.col("ts") < pl.col("send_ts") + REACTION_WINDOW)
-        .select(pl.col(KEY).unique(), engaged=pl.lit(True))
-    )
-    unsubscribed = _attributed_unsubscribes(sends, unsubscribes)
-    is_send = pl.col("send_ts").is_not_null()
-    reaction_matured = is_send & (pl.col("send_ts") + REACTION_WINDOW <= log_end)
-    matured = {
-        "engagement": reaction_matured,
-        "unsubscribe": reaction_matured,
-        "conversion": pl.col("conversion_end") <= log_end,
-        "retention": _midnight_utc(pl.col("retention_day").dt.offset_by("1d")) <= log_end,
-    }
-    observed = {
-        "engagement": pl.col("engaged").fill_null(False),
-        "unsubscribe": pl.col("unsubscribed").fill_null(False),
-        "conversion": pl.col("conversions") > 0,
-        "retention": pl.col("active_days") > 0,
-    }
-    labelled = rows
-    for part in (conversion, retention, engaged, unsubscribed):
-        labelled = labelled.join(part, on=KEY, how="left")
-    return labelled.select(
-        KEY,
-        *(pl.when(matured[o]).then(observed[o].cast(pl.Int8)).alias(f"label_{o}") for o in matured),
-        *(
-            (matured[task.objective] & (pl.col("channel") == task.channel)).cast(pl.Int8).alias(task.mask_column)
-            for task in messaging_tasks()
-        ),
-        pl.when(matured["conversion"]).then(pl.col("conversion_value")).alias("conversion_value"),
-    )
+
+    parts: tuple[str, ...]
+    matured: Callable[[datetime], pl.Expr]
+    label: pl.Expr
+    dtype: pl.DataType
+
+    @property
+    def kind(self) -> str:
+        return "continuous" if self.dtype.is_float() else "binary"
 
 
-def _conversion(rows: pl.LazyFrame, sends: pl.LazyFrame, conversions: pl.LazyFrame) -> pl.LazyFrame:
+def _conversion(inputs: LabelInputs) -> pl.LazyFrame:
     """`[opportunity_id, conversion_end, conversions, conversion_value]` over [t0, min(t0 + 7 d, next send))."""
-    next_send = first_after(rows, pl.col("t0"), sends, "send_ts", "next_send_ts")
+    rows = inputs.rows
+    next_send = first_after(rows, pl.col("t0"), inputs.sends, "send_ts", "next_send_ts")
     windows = rows.join(next_send, on=KEY).with_columns(
         conversion_end=pl.min_horizontal(pl.col("t0") + CONVERSION_WINDOW, "next_send_ts")
     )
-    totals = {"conversions": pl.len().cast(pl.Int64), "conversion_value": pl.col("value").sum()}
+    totals = {"conversions": pl.len().cast(pl.Int64), VALUE_COLUMN: pl.col("value").sum()}
+    conversions = inputs.events["conversions"]
     counted = window_counts(windows, conversions, "ts", totals, pl.col("conversion_end"), {"": pl.col("t0")})
     return windows.select(KEY, "conversion_end").join(counted, on=KEY)
 
 
-def _retention(rows: pl.LazyFrame, activity: pl.LazyFrame) -> pl.LazyFrame:
+def _retention(inputs: LabelInputs) -> pl.LazyFrame:
     """`[opportunity_id, retention_day, active_days]`: active days in [d + 22, d + 28], d = date of t0."""
     first, last = RETENTION_DAYS
     day = pl.col("t0").dt.date()
-    days = rows.with_columns(retention_day=day.dt.offset_by(f"{last}d"))
+    days = inputs.rows.with_columns(retention_day=day.dt.offset_by(f"{last}d"))
     totals = {"active_days": ONE_PER_INSTANT}
     counted = window_counts(
-        days, activity, "date", totals, day.dt.offset_by(f"{last + 1}d"), {"": day.dt.offset_by(f"{first}d")}
+        days,
+        inputs.events["activity"],
+        "date",
+        totals,
+        day.dt.offset_by(f"{last + 1}d"),
+        {"": day.dt.offset_by(f"{first}d")},
     )
     return days.select(KEY, "retention_day").join(counted, on=KEY)
 
 
-def _attributed_unsubscribes(sends: pl.LazyFrame, unsubscribes: pl.LazyFrame) -> pl.LazyFrame:
-    """Opportunity ids of the sends that an unsubscribe is attributed to (latest send on its channel, within 48 h)."""
+def _engaged(inputs: LabelInputs) -> pl.LazyFrame:
+    """`[opportunity_id, engaged]` of the sends with an engagement within 48 h."""
+    return (
+        inputs.events["engagements"]
+        .join(inputs.sends.select(KEY, "send_ts"), on=KEY)
+        .filter(pl.col("ts") < pl.col("send_ts") + REACTION_WINDOW)
+        .select(pl.col(KEY).unique(), engaged=pl.lit(True))
+    )
+
+
+def _unsubscribed(inputs: LabelInputs) -> pl.LazyFrame:
+    """`[opportunity_id, unsubscribed]` of the sends an unsubscribe is attributed to (latest send on its
+    channel, within 48 h)."""
     latest_send = (
-        unsubscribes.select("user_id", "channel", "ts")
+        inputs.events["unsubscribes"]
+        .select("user_id", "channel", "ts")
         .sort("ts")
         .join_asof(
-            sends.select(KEY, "user_id", "channel", "send_ts").sort("send_ts"),
+            inputs.sends.select(KEY, "user_id", "channel", "send_ts").sort("send_ts"),
             left_on="ts",
             right_on="send_ts",
             by=["user_id", "channel"],
@@ -136,6 +143,96 @@ def _attributed_unsubscribes(sends: pl.LazyFrame, unsubscribes: pl.LazyFrame) ->
     )
 
 
-def _midnight_utc(day: pl.Expr) -> pl.Expr:
-    """00:00 UTC of a Date."""
-    return day.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+# Per-opportunity windows joined onto the rows (left join on opportunity_id), computed only when a rule reads them.
+PARTS: dict[str, Callable[[LabelInputs], pl.LazyFrame]] = {
+    "conversion_window": _conversion,
+    "retention_window": _retention,
+    "engaged": _engaged,
+    "unsubscribed": _unsubscribed,
+}
+
+
+def _reaction_matured(log_end: datetime) -> pl.Expr:
+    return pl.col("send_ts").is_not_null() & (pl.col("send_ts") + REACTION_WINDOW <= log_end)
+
+
+def _conversion_matured(log_end: datetime) -> pl.Expr:
+    return pl.col("conversion_end") <= log_end
+
+
+def _retention_matured(log_end: datetime) -> pl.Expr:
+    # 00:00 UTC of the day after the last retention day.
+    return pl.col("retention_day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone("UTC") <= log_end
+
+
+LABEL_RULES: dict[str, LabelRule] = {
+    "conversion": LabelRule(("conversion_window",), _conversion_matured, pl.col("conversions") > 0, pl.Int8),
+    "conversion_value": LabelRule(("conversion_window",), _conversion_matured, pl.col(VALUE_COLUMN), pl.Float64),
+    "engagement": LabelRule(("engaged",), _reaction_matured, pl.col("engaged").fill_null(False), pl.Int8),
+    "retention": LabelRule(("retention_window",), _retention_matured, pl.col("active_days") > 0, pl.Int8),
+    "unsubscribe": LabelRule(("unsubscribed",), _reaction_matured, pl.col("unsubscribed").fill_null(False), pl.Int8),
+}
+
+
+def label_rule(objective: Objective) -> LabelRule:
+    """The objective's rule; an unknown rule or one of another kind raises `InputError` naming it."""
+    rule = LABEL_RULES.get(objective.label_rule)
+    if rule is None:
+        raise InputError(
+            f"objective '{objective.name}': unknown label_rule {objective.label_rule!r} (rules: {sorted(LABEL_RULES)})"
+        )
+    if rule.kind != objective.kind:
+        raise InputError(
+            f"objective '{objective.name}' is {objective.kind} but its label_rule {objective.label_rule!r} "
+            f"gives {rule.kind} labels"
+        )
+    return rule
+
+
+def label_columns(tasks: Iterable[TaskSpec]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(task.label_column for task in tasks))
+
+
+def mask_columns(tasks: Iterable[TaskSpec]) -> tuple[str, ...]:
+    return tuple(task.mask_column for task in tasks if task.mask_column)
+
+
+def label_opportunities(
+    opportunities: pl.LazyFrame,
+    engagements: pl.LazyFrame,
+    conversions: pl.LazyFrame,
+    unsubscribes: pl.LazyFrame,
+    activity: pl.LazyFrame,
+    log_end: datetime,
+    objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
+) -> pl.LazyFrame:
+    """Labels, masks and conversion value of every opportunity of one user partition.
+
+    Args:
+        opportunities: the `opportunities` table (all users of the partition, sends and no-sends).
+        engagements, conversions, unsubscribes, activity: the same users' event tables.
+        log_end: end of the observation window.
+        objectives: the objective table; each objective's `label_rule` computes `label_{objective}`.
+
+    Returns:
+        `[opportunity_id, label_* (table order), mask_*_* (task order), conversion_value]`, one row per
+        opportunity.
+    """
+    rows = opportunities.with_columns(t0=pl.coalesce("send_ts", "ts"))
+    events = {"engagements": engagements, "conversions": conversions, "unsubscribes": unsubscribes}
+    inputs = LabelInputs(rows, rows.filter(pl.col("send_ts").is_not_null()), {**events, "activity": activity})
+    rules = {o.name: label_rule(o) for o in objectives}
+    value_rule = LABEL_RULES[VALUE_COLUMN]
+    labelled = rows
+    for part in dict.fromkeys(p for rule in (*rules.values(), value_rule) for p in rule.parts):
+        labelled = labelled.join(PARTS[part](inputs), on=KEY, how="left")
+    matured = {name: rule.matured(log_end) for name, rule in rules.items()}
+    return labelled.select(
+        KEY,
+        *(pl.when(matured[n]).then(rule.label.cast(rule.dtype)).alias(f"label_{n}") for n, rule in rules.items()),
+        *(
+            (matured[task.objective] & (pl.col("channel") == task.channel)).cast(pl.Int8).alias(task.mask_column)
+            for task in messaging_tasks(objectives)
+        ),
+        pl.when(value_rule.matured(log_end)).then(value_rule.label).alias(VALUE_COLUMN),
+    )

@@ -123,18 +123,28 @@ def encode_features(frame: pl.DataFrame, schema: DatasetSchema, table: str = "in
 
 
 def encode_targets(frame: pl.DataFrame, schema: DatasetSchema, table: str = "input") -> tuple[np.ndarray, np.ndarray]:
-    """Labels and masks for every task: two [N, n_tasks] float32 arrays; a masked label is set to 0."""
+    """Labels and masks for every task: two [N, n_tasks] float32 arrays; a masked label is set to 0.
+
+    Binary labels become 0.0 / 1.0, continuous labels keep their real values; a continuous task's null or
+    NaN label is masked (there is no value to learn from).
+    """
     required = {t.label_column: NUMERIC + (pl.Boolean,) for t in schema.tasks}
     required |= {t.mask_column: NUMERIC + (pl.Boolean,) for t in schema.tasks if t.mask_column}
     check_columns(table, frame.schema, required)
-    # pl.repeat, not pl.lit: when no task has a mask column a literal would collapse to one row.
-    masks = frame.select(
-        (
-            pl.col(t.mask_column).cast(pl.Float32).fill_null(0.0)
-            if t.mask_column
+    masks, labels = [], []
+    for task in schema.tasks:
+        # pl.repeat, not pl.lit: when no task has a mask column a literal would collapse to one row.
+        mask = (
+            pl.col(task.mask_column).cast(pl.Float32).fill_null(0.0)
+            if task.mask_column
             else pl.repeat(1.0, pl.len(), dtype=pl.Float32)
-        ).alias(t.name)
-        for t in schema.tasks
-    ).to_numpy()
-    labels = frame.select(pl.col(t.label_column).cast(pl.Float32).fill_null(0.0).alias(t.name) for t in schema.tasks)
-    return np.ascontiguousarray(labels.to_numpy() * masks, dtype=np.float32), np.array(masks, np.float32, order="C")
+        )
+        label = pl.col(task.label_column).cast(pl.Float32)
+        if schema.objective(task.objective).kind == "continuous":
+            label = label.fill_nan(None)
+            mask = mask * label.is_not_null().cast(pl.Float32)
+        masks.append(mask.alias(task.name))
+        labels.append(label.fill_null(0.0).alias(task.name))
+    mask_array = frame.select(masks).to_numpy()
+    label_array = frame.select(labels).to_numpy()
+    return np.ascontiguousarray(label_array * mask_array, dtype=np.float32), np.array(mask_array, np.float32, order="C")

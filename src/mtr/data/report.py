@@ -1,42 +1,44 @@
-"""Row counts, positive rates and mask rates per task of a split: stored in schema.json and printed."""
+"""Row counts, positive rates, mask rates (and mean labels of continuous tasks) per task of a split: stored in
+schema.json and printed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
-from mtr.schema import TaskSpec
+from mtr.schema import DatasetSchema
 
 
-def split_report(split: pl.LazyFrame, tasks: Sequence[TaskSpec]) -> dict[str, Any]:
+def split_report(split: pl.LazyFrame, schema: DatasetSchema) -> dict[str, Any]:
     """Rates of each task in one split, in one streaming pass.
 
     Returns:
         `{"rows": N, "tasks": {task: {"labelled": rows with mask 1, "mask_rate": labelled / N,
-        "positive_rate": positives / labelled (None when nothing is labelled)}}}`.
+        "positive_rate": rows with a label > 0 / labelled (None when nothing is labelled)}}}`; continuous
+        tasks also get "mean", the mean label over labelled rows (None when nothing is labelled).
     """
+    continuous = [t for t in schema.tasks if schema.objective(t.objective).kind == "continuous"]
+    labelled = {t.name: pl.col(t.mask_column).cast(pl.Int64) for t in schema.tasks}
+    positive = {t.name: (pl.col(t.label_column).fill_null(0) > 0).cast(pl.Int64) for t in schema.tasks}
     sums = split.select(
         pl.len().alias("rows"),
-        *(pl.col(t.mask_column).cast(pl.Int64).sum().alias(f"{t.name}:labelled") for t in tasks),
-        *(
-            (pl.col(t.mask_column).cast(pl.Int64) * pl.col(t.label_column).fill_null(0).cast(pl.Int64))
-            .sum()
-            .alias(f"{t.name}:positive")
-            for t in tasks
-        ),
+        *(mask.sum().alias(f"{name}:labelled") for name, mask in labelled.items()),
+        *((labelled[name] * positive[name]).sum().alias(f"{name}:positive") for name in labelled),
+        *((labelled[t.name] * pl.col(t.label_column).fill_null(0.0)).sum().alias(f"{t.name}:sum") for t in continuous),
     ).collect(engine="streaming")
     rows = int(sums["rows"][0])
     report: dict[str, Any] = {}
-    for task in tasks:
-        labelled = int(sums[f"{task.name}:labelled"][0])
+    for task in schema.tasks:
+        count = int(sums[f"{task.name}:labelled"][0])
         positive = int(sums[f"{task.name}:positive"][0])
         report[task.name] = {
-            "labelled": labelled,
-            "mask_rate": labelled / rows if rows else 0.0,
-            "positive_rate": positive / labelled if labelled else None,
+            "labelled": count,
+            "mask_rate": count / rows if rows else 0.0,
+            "positive_rate": positive / count if count else None,
         }
+        if task in continuous:
+            report[task.name]["mean"] = float(sums[f"{task.name}:sum"][0]) / count if count else None
     return {"rows": rows, "tasks": report}
 
 

@@ -48,7 +48,31 @@ def synthetic_event_log(
     """
     rng = np.random.default_rng(seed)
     start_us = int(LOG_START.timestamp() * 1e6)
-    grid = np.flatnonzero(rng.random(users * days) < opportunity_rate)
+    # Draws happen in a fixed order (opportunities, reactions, conversions, activity, users, messages), so the
+    # same seed gives the same log.
+    opportunities, sends = _opportunities(rng, users, days, opportunity_rate, messages, start_us)
+    engagements, unsubscribes = _reactions(rng, sends)
+    conversions = _conversions(rng, users, days, start_us)
+    activity = _activity(rng, users, days, start_us)
+    tables = {
+        "users": _users(users, start_us, rng),
+        "messages": _messages(messages, rng),
+        "opportunities": opportunities,
+        "engagements": engagements,
+        "conversions": conversions,
+        "unsubscribes": unsubscribes,
+        "activity": activity,
+    }
+    tables = {name: frame.select(_contract_columns(name)) for name, frame in tables.items()}
+    return tables, LOG_START, LOG_START + timedelta(days=days)
+
+
+def _opportunities(
+    rng: np.random.Generator, users: int, days: int, rate: float, messages: int, start_us: int
+) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+    """The opportunities table and, per opportunity, the arrays the reactions need (user, action, channel,
+    send_ts in epoch microseconds, is_send)."""
+    grid = np.flatnonzero(rng.random(users * days) < rate)
     day, user = np.divmod(grid, users)
     n = grid.size
     ts = start_us + day * MICROS_PER_DAY + 6 * MICROS_PER_HOUR + rng.integers(0, 2 * MICROS_PER_HOUR, n)
@@ -57,7 +81,7 @@ def synthetic_event_log(
     hour = rng.choice(SEND_HOURS, n)
     send_ts = start_us + day * MICROS_PER_DAY + hour * MICROS_PER_HOUR
     channel = np.array(ACTIONS)[action]
-    opportunities = pl.DataFrame(
+    frame = pl.DataFrame(
         {
             "opportunity_id": np.arange(n, dtype=np.int64),
             "user_id": user.astype(np.int64),
@@ -70,8 +94,14 @@ def synthetic_event_log(
             "propensity": ACTION_SHARES[action] / np.where(is_send, messages * SEND_HOURS.size, 1),
         }
     )
-    sends = np.flatnonzero(is_send)
-    engaged = sends[rng.random(sends.size) < ENGAGEMENT_RATE[action[sends]]]
+    return frame, {"user": user, "action": action, "channel": channel, "send_ts": send_ts, "is_send": is_send}
+
+
+def _reactions(rng: np.random.Generator, drawn: dict[str, np.ndarray]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Engagements (a coin flip per send, by channel) and unsubscribes (0.3 % of sends, within 72 h)."""
+    user, channel, send_ts = drawn["user"], drawn["channel"], drawn["send_ts"]
+    sends = np.flatnonzero(drawn["is_send"])
+    engaged = sends[rng.random(sends.size) < ENGAGEMENT_RATE[drawn["action"][sends]]]
     engagements = pl.DataFrame(
         {
             "opportunity_id": engaged.astype(np.int64),
@@ -89,33 +119,29 @@ def synthetic_event_log(
             "ts": _timestamps(send_ts[unsubscribed] + rng.integers(0, 72 * MICROS_PER_HOUR, unsubscribed.size)),
         }
     )
+    return engagements, unsubscribes
+
+
+def _conversions(rng: np.random.Generator, users: int, days: int, start_us: int) -> pl.DataFrame:
     n_conversions = rng.poisson(0.05 * days * users)
-    conversions = pl.DataFrame(
+    return pl.DataFrame(
         {
             "user_id": rng.integers(0, users, n_conversions, dtype=np.int64),
             "ts": _timestamps(start_us + rng.integers(0, days * MICROS_PER_DAY, n_conversions)),
             "value": rng.lognormal(3.0, 1.0, n_conversions),
         }
     )
+
+
+def _activity(rng: np.random.Generator, users: int, days: int, start_us: int) -> pl.DataFrame:
     active_day, active_user = np.divmod(np.flatnonzero(rng.random(users * days) < 0.4), users)
-    activity = pl.DataFrame(
+    return pl.DataFrame(
         {
             "user_id": active_user.astype(np.int64),
             "date": pl.Series(active_day + start_us // MICROS_PER_DAY).cast(pl.Int32).cast(pl.Date),
             "sessions": rng.integers(1, 6, active_day.size, dtype=np.int32),
         }
     )
-    tables = {
-        "users": _users(users, start_us, rng),
-        "messages": _messages(messages, rng),
-        "opportunities": opportunities,
-        "engagements": engagements,
-        "conversions": conversions,
-        "unsubscribes": unsubscribes,
-        "activity": activity,
-    }
-    tables = {name: frame.select(_contract_columns(name)) for name, frame in tables.items()}
-    return tables, LOG_START, LOG_START + timedelta(days=days)
 
 
 def _users(users: int, start_us: int, rng: np.random.Generator) -> pl.DataFrame:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from mtr.sim.config import MESSAGE_TYPES, TASKS, TOPICS, WorldConfig
+from mtr.sim.config import LATENT_ORDER, MESSAGE_TYPES, TOPICS, WorldConfig
 from mtr.sim.population import CHANNEL_NAMES, DAY_US, mix_tasks
 
 QUALITY_SD = 0.3  # spread of a template's latent quality per task
@@ -25,7 +25,7 @@ class Catalog:
         has_discount: [M] bool.
         headline_length: [M] int32 characters.
         allowed: [M, 3] bool, channels the template may use (push, email, in_app).
-        quality: [M, 4] latent per-task quality (order `TASKS`), mixed by the task correlation.
+        quality: [M, 4] latent per-objective quality (order `LATENT_ORDER`), mixed by the task correlation.
         live: [days, M] bool, the campaign schedule.
     """
 
@@ -66,7 +66,7 @@ class Catalog:
     def quality_frame(self) -> pl.DataFrame:
         """Latent per-task quality (`truth/messages.parquet`)."""
         return pl.DataFrame(
-            {"message_id": self.message_id, **{f"quality_{t}": self.quality[:, k] for k, t in enumerate(TASKS)}}
+            {"message_id": self.message_id, **{f"quality_{t}": self.quality[:, k] for k, t in enumerate(LATENT_ORDER)}}
         )
 
     def schedule_frame(self, start_us: int) -> pl.DataFrame:
@@ -95,7 +95,7 @@ class Catalog:
             has_discount=messages["has_discount"].to_numpy(),
             headline_length=messages["headline_length"].to_numpy(),
             allowed=allowed,
-            quality=np.stack([quality[f"quality_{t}"].to_numpy() for t in TASKS], 1),
+            quality=np.stack([quality[f"quality_{t}"].to_numpy() for t in LATENT_ORDER], 1),
             live=live,
         )
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from mtr.errors import InputError
+from mtr.objectives import MESSAGING_OBJECTIVES, objective_names
 
 COUNTRIES = ("US", "GB", "DE", "BR", "IN")
 PLATFORMS = ("ios", "android", "web")
@@ -14,8 +15,13 @@ PLANS = ("free", "trial", "premium")
 AGE_BUCKETS = ("18-24", "25-34", "35-44", "45-54", "55+")
 MESSAGE_TYPES = ("upsell_offer", "content_recommendation", "reminder", "product_news")
 TOPICS = ("fitness", "finance", "travel", "music", "cooking")
-# The four outcomes, in the order used for every per-task array of the simulator.
-TASKS = ("engagement", "conversion", "retention", "unsubscribe")
+# The outcomes the world simulates, in the objective table's order: the order of the p_{objective} columns and
+# summaries the simulator writes and the oracle returns.
+OBJECTIVES = objective_names(MESSAGING_OBJECTIVES)
+# The order in which the world draws its per-objective latent traits (user drivers, topic interests, template
+# quality) and stores them in [..., 4] arrays. It is part of the world's physics: another order would hand each
+# objective another random draw and so simulate another world.
+LATENT_ORDER = ("engagement", "conversion", "retention", "unsubscribe")
 
 PRE_PERIOD_DAYS = 28  # activity is logged this many days before the first opportunity day
 LABEL_WINDOW_HOURS = 48  # engagement and unsubscribe label windows

@@ -2,7 +2,7 @@
 
     oracle = Oracle.load("demo/events")
     candidates = oracle.eligible_actions()            # every eligible action, with the policy's probability
-    truth = oracle.probabilities(candidates)          # + p_engagement, p_conversion, p_retention, p_unsubscribe
+    truth = oracle.probabilities(candidates)          # + p_conversion, p_engagement, p_retention, p_unsubscribe
 
 It rebuilds the simulator's state from the written files (the event tables, `truth/` and meta.json)
 and evaluates actions with the same `WorldTruth` the simulator drew the log from, so for the logged
@@ -85,8 +85,9 @@ class Oracle:
                 hour null) means send nothing. Other columns are kept.
 
         Returns:
-            `actions` plus p_engagement, p_conversion, p_retention, p_unsubscribe (engagement and
-            unsubscribe null for "none") and `eligible` (whether the logging world allowed the action).
+            `actions` plus p_{objective} in the objective table's order (p_conversion, p_engagement,
+            p_retention, p_unsubscribe; engagement and unsubscribe null for "none") and `eligible`
+            (whether the logging world allowed the action).
         """
         for column in ("opportunity_id", "message_id", "channel", "hour"):
             if column not in actions.columns:
@@ -100,13 +101,7 @@ class Oracle:
             raise InputError(f"oracle actions: column 'hour' must be one of {list(self.truth.world.hours)} on sends")
         p = self.truth.evaluate(user, day, message, channel, hour)
         eligible = ~is_send | self._eligible(user, day, np.maximum(message, 0), np.maximum(channel, 0), hour)
-        return actions.with_columns(
-            pl.Series("p_engagement", p.engagement).fill_nan(None),
-            pl.Series("p_conversion", p.conversion),
-            pl.Series("p_retention", p.retention),
-            pl.Series("p_unsubscribe", p.unsubscribe).fill_nan(None),
-            pl.Series("eligible", eligible),
-        )
+        return actions.with_columns(**p.columns(), eligible=pl.Series(eligible))
 
     def logged_actions(self) -> pl.DataFrame:
         """The logged opportunities (opportunity_id, user_id, ts, message_id, channel, hour, propensity)."""

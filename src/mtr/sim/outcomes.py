@@ -17,10 +17,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtr.sim.catalog import Catalog
-from mtr.sim.config import ACTIVITY_MEMORY_DAYS, CONVERSION_WINDOW_DAYS, PRE_PERIOD_DAYS, RETENTION_DAYS, WorldConfig
+from mtr.sim.config import (
+    ACTIVITY_MEMORY_DAYS,
+    CONVERSION_WINDOW_DAYS,
+    LATENT_ORDER,
+    PRE_PERIOD_DAYS,
+    RETENTION_DAYS,
+    WorldConfig,
+)
 from mtr.sim.population import Population
 
-ENGAGEMENT, CONVERSION, RETENTION, UNSUBSCRIBE = range(4)  # task order of drivers and qualities
+# Columns of the latent drivers and qualities.
+ENGAGEMENT, CONVERSION, RETENTION, UNSUBSCRIBE = (
+    LATENT_ORDER.index(name) for name in ("engagement", "conversion", "retention", "unsubscribe")
+)
 # Effects per channel (push, email, in_app) and per message type (upsell, content, reminder, news).
 CHANNEL_ENGAGEMENT = np.array([-0.5, 0.0, 0.35])
 TYPE_ENGAGEMENT = np.array([-0.1, 0.25, 0.0, -0.2])

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from mtr.sim.config import AGE_BUCKETS, COUNTRIES, PLANS, PLATFORMS, TASKS, TOPICS, WorldConfig
+from mtr.sim.config import AGE_BUCKETS, COUNTRIES, LATENT_ORDER, PLANS, PLATFORMS, TOPICS, WorldConfig
 
 CHANNEL_NAMES = ("push", "email", "in_app")
-TASK_SIGN = np.array([1.0, 1.0, 1.0, -1.0])  # loading of the shared factor on each task (unsubscribe: -1)
+TASK_SIGN = np.array([1.0, 1.0, 1.0, -1.0])  # loading of the shared factor on each latent (unsubscribe: -1)
 OBSERVED_SHARE = 0.4  # share of a latent component's variance explained by observed features
 INTEREST_SD = 0.6  # spread of topic interests around the user-level driver
 DAY_US = 86_400_000_000
@@ -39,6 +39,7 @@ PLATFORM_AFFINITY = np.array([[0.5, -0.1, 0.2], [0.3, 0.0, 0.1], [0.0, 0.3, 0.2]
 AGE_AFFINITY = np.array([[0.3, -0.4, 0.3], [0.2, -0.1, 0.2], [0.0, 0.1, 0.0], [-0.2, 0.3, -0.1], [-0.3, 0.5, -0.3]])
 COUNTRY_ENGAGEMENT = np.array([0.0, 0.1, -0.2, 0.3, 0.2])
 COUNTRY_PURCHASE = np.array([0.3, 0.2, 0.1, -0.2, -0.4])
+# The drivers' names, in LATENT_ORDER.
 TRAIT_NAMES = ("engagement_propensity", "purchase_intent", "baseline_activity", "unsubscribe_proneness")
 
 
@@ -50,8 +51,8 @@ class Population:
         user_id: [N] int64, 1..N.
         signup_us: [N] int64, signup time in epoch microseconds (UTC).
         country, platform, plan, age: [N] int64 codes.
-        drivers: [N, 4] per-task user-level latent drivers (order `TASKS`).
-        interest: [N, 4, n_topics] per-task topic interest.
+        drivers: [N, 4] per-objective user-level latent drivers (order `LATENT_ORDER`).
+        interest: [N, 4, n_topics] per-objective topic interest (order `LATENT_ORDER`).
         affinity: [N, 3] channel affinity (push, email, in_app).
         fatigue_sensitivity: [N] > 0, scales every fatigue effect.
         preferred_hour: [N] in [0, 24).
@@ -91,7 +92,7 @@ class Population:
         columns: dict[str, np.ndarray] = {"user_id": self.user_id}
         for k, name in enumerate(TRAIT_NAMES):
             columns[name] = self.drivers[:, k]
-        for k, task in enumerate(TASKS):
+        for k, task in enumerate(LATENT_ORDER):
             for t, topic in enumerate(TOPICS):
                 columns[f"interest_{task}_{topic}"] = self.interest[:, k, t]
         for c, channel in enumerate(CHANNEL_NAMES):
@@ -109,9 +110,8 @@ class Population:
         def codes(column: str, vocabulary: tuple[str, ...]) -> np.ndarray:
             return users[column].replace_strict(list(vocabulary), list(range(len(vocabulary)))).to_numpy()
 
-        interest = np.stack(
-            [np.stack([traits[f"interest_{task}_{topic}"].to_numpy() for topic in TOPICS], 1) for task in TASKS], 1
-        )
+        per_objective = [[traits[f"interest_{task}_{topic}"].to_numpy() for topic in TOPICS] for task in LATENT_ORDER]
+        interest = np.stack([np.stack(topics, 1) for topics in per_objective], 1)
         return cls(
             user_id=users["user_id"].to_numpy(),
             signup_us=users["signup_ts"].dt.epoch("us").to_numpy(),
@@ -146,7 +146,7 @@ def make_population(rng: np.random.Generator, n_users: int, world: WorldConfig, 
         PLAN_ACTIVITY[plan] + 0.3 * tenure,  # activity
         PLAN_ANNOYANCE[plan] + AGE_ANNOYANCE[age] + 0.2 * web,  # unsubscribe proneness
     ]
-    components = np.stack([_partly_observed(rng, h) for h in observed], 1)  # [N, 5]: shared, then TASKS
+    components = np.stack([_partly_observed(rng, h) for h in observed], 1)  # [N, 5]: shared, then LATENT_ORDER
     interests = AGE_TOPIC[age][:, None, :] + rng.normal(0.0, INTEREST_SD, (n_users, 5, len(TOPICS)))
     interests = interests - AGE_TOPIC.mean(0)  # centre so that topic interests average about 0
     drivers = mix_tasks(world.task_correlation, components[:, :1], components[:, 1:])

@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from mtr.sim.config import TASKS
+from mtr.sim.config import OBJECTIVES
 
 
 def task_logit_correlation(truth: pl.DataFrame) -> np.ndarray:
-    """[4, 4] Pearson correlation of logit(p) across logged sends, tasks in `TASKS` order.
+    """[4, 4] Pearson correlation of logit(p) across logged sends, objectives in `OBJECTIVES` (table) order.
 
     Args:
-        truth: `truth/logged_probabilities` rows (p_engagement, p_conversion, p_retention, p_unsubscribe).
+        truth: `truth/logged_probabilities` rows (p_conversion, p_engagement, p_retention, p_unsubscribe).
     """
     sends = truth.filter(pl.col("p_engagement").is_not_null())
     if sends.height < 3:
         return np.full((4, 4), np.nan)
-    p = np.clip(np.stack([sends[f"p_{task}"].to_numpy() for task in TASKS], 1), 1e-12, 1 - 1e-12)
+    p = np.clip(np.stack([sends[f"p_{task}"].to_numpy() for task in OBJECTIVES], 1), 1e-12, 1 - 1e-12)
     return np.corrcoef(np.log(p / (1 - p)), rowvar=False)
 
 
@@ -35,7 +35,7 @@ def summary(tables: dict[str, pl.DataFrame], truth: pl.DataFrame) -> dict[str, f
     engaged = tables["engagements"].filter(pl.col("kind") == "open")["opportunity_id"].n_unique()
     figures["engagement_per_send"] = engaged / n_sends
     figures["unsubscribe_per_send"] = tables["unsubscribes"].height / n_sends
-    for task in TASKS:
+    for task in OBJECTIVES:
         figures[f"mean_true_{task}"] = float(np.nanmean(truth[f"p_{task}"].to_numpy().astype(float)))
     engagement = truth["p_engagement"].to_numpy().astype(float)  # rows in opportunity order, like `channel`
     for name in np.unique(channel[channel != "none"]):

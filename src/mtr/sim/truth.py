@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from mtr.sim.catalog import Catalog
-from mtr.sim.config import RETENTION_DAYS, WorldConfig
+from mtr.sim.config import OBJECTIVES, RETENTION_DAYS, WorldConfig
 from mtr.sim.history import NO_SEND, SendHistory, neighbour_sends, recent_send_counts
 from mtr.sim.outcomes import (
     SendOutcomes,
@@ -32,12 +33,17 @@ from mtr.sim.population import Population
 
 @dataclass(frozen=True)
 class Probabilities:
-    """True label probabilities of N (opportunity, action) pairs; engagement/unsubscribe nan for no send."""
+    """True label probabilities [N] of N (opportunity, action) pairs, one per objective the world simulates;
+    engagement/unsubscribe nan for no send."""
 
-    engagement: np.ndarray
     conversion: np.ndarray
+    engagement: np.ndarray
     retention: np.ndarray
     unsubscribe: np.ndarray
+
+    def columns(self) -> dict[str, pl.Series]:
+        """`p_{objective}` [N] Float64 in the objective table's order; null where the objective does not apply."""
+        return {f"p_{name}": pl.Series(f"p_{name}", getattr(self, name)).fill_nan(None) for name in OBJECTIVES}
 
 
 class WorldTruth:
@@ -104,8 +110,8 @@ class WorldTruth:
         delta = np.where(is_send, outcomes.activity_effect, 0.0) - self.activity_effect[user, day]
         retention = retention_probability(self.activity_base[user], retention_window(self.offsets, user, day), delta)
         return Probabilities(
-            engagement=np.where(is_send, outcomes.p_engagement, np.nan),
             conversion=conversion,
+            engagement=np.where(is_send, outcomes.p_engagement, np.nan),
             retention=retention,
             unsubscribe=np.where(is_send, outcomes.p_unsubscribe, np.nan),
         )

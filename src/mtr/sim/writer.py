@@ -12,7 +12,7 @@ import polars as pl
 
 from mtr.events import EVENT_TABLES, META_FILE
 from mtr.io import atomic_output_dir, write_json
-from mtr.sim.config import PRE_PERIOD_DAYS, TASKS, WorldConfig
+from mtr.sim.config import PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.draws import activity_frame, conversion_frame, engagement_frame, opportunities_frame, unsubscribe_frame
 from mtr.sim.engine import SimulatedLog, run_days
 from mtr.sim.report import summary
@@ -41,9 +41,7 @@ def simulate_tables(
 def truth_tables(log: SimulatedLog, opportunities: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """The simulator's knowledge that no real log has."""
     truth = log.truth.logged_probabilities()  # (day, user) order = opportunity order
-    logged = pl.DataFrame(
-        {"opportunity_id": opportunities["opportunity_id"], **{f"p_{task}": getattr(truth, task) for task in TASKS}}
-    ).with_columns(pl.col("p_engagement", "p_unsubscribe").fill_nan(None))
+    logged = pl.DataFrame({"opportunity_id": opportunities["opportunity_id"], **truth.columns()})
     return {
         "logged_probabilities": logged,
         "user_traits": log.users.traits_frame(),

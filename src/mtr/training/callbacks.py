@@ -71,11 +71,12 @@ class RngState(pl.Callback):
 
 
 class PredictionParquetWriter(BasePredictionWriter):
-    """Writes `predict_step` outputs as Parquet: the row id and one probability column per task.
+    """Writes `predict_step` outputs as Parquet: the row id and one prediction column `p_{task}` per task (the
+    probability of a binary task, the value of a continuous one).
 
     Args:
         path: output file; written through a temporary file and renamed.
-        task_names: column names of the probability matrix, in schema order.
+        task_names: column names of the prediction matrix, in schema order.
         row_id_column: name of the row id column in the output.
     """
 
@@ -89,9 +90,9 @@ class PredictionParquetWriter(BasePredictionWriter):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any, batch_indices: Any
     ) -> None:
         row_ids = torch.cat([p["row_id"] for p in predictions]).cpu().numpy()
-        probabilities = torch.cat([p["probabilities"] for p in predictions]).float().cpu().numpy()
+        values = torch.cat([p["predictions"] for p in predictions]).float().cpu().numpy()
         frame = polars.DataFrame({self.row_id_column: row_ids}).with_columns(
-            polars.Series(f"p_{name}", probabilities[:, i]) for i, name in enumerate(self.task_names)
+            polars.Series(f"p_{name}", values[:, i]) for i, name in enumerate(self.task_names)
         )
         write_parquet(frame, self.path)
         print(f"predictions: {self.path} ({frame.height} rows, {len(self.task_names)} tasks)")

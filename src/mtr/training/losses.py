@@ -1,10 +1,14 @@
-"""Masked binary cross-entropy per task and the strategies that weigh task losses into one.
+"""Masked per-task losses picked by each task's objective, and the strategies that weigh task losses into one.
+
+A binary objective's task trains with binary cross-entropy on its logit; a continuous objective's with
+the mean squared error or the Huber loss on its raw output (`Objective.loss`).
 
 Strategies take the schema first, so that a config can name them by class path and the
 LightningModule passes the schema in (as it does for architectures):
 
 - `FixedWeights`: constant per-task weights (default 1).
-- `UncertaintyWeighting`: learned log-variances, Kendall, Gal & Cipolla (CVPR 2018), classification form.
+- `UncertaintyWeighting`: learned log-variances, Kendall, Gal & Cipolla (CVPR 2018), in the
+  classification form for binary tasks and the regression form for continuous ones.
 - `GradNorm`: Chen et al. (ICML 2018), weights learned so that the tasks' gradient norms at the last
   shared layer train at similar rates. Chosen over PCGrad because it needs one extra batched
   gradient on one small tensor and fits Lightning's automatic optimisation, where PCGrad needs a
@@ -13,6 +17,8 @@ LightningModule passes the schema in (as it does for architectures):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,22 +26,43 @@ from torch import nn
 from mtr.errors import InputError
 from mtr.schema import DatasetSchema
 
+# Elementwise losses (reduction="none") of raw outputs against labels, by `Objective.loss`.
+LOSS_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "bce": F.binary_cross_entropy_with_logits,
+    "mse": F.mse_loss,
+    "huber": F.huber_loss,
+}
 
-def masked_bce(logits: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean binary cross-entropy per task over labelled rows only.
+
+def task_loss_names(schema: DatasetSchema) -> tuple[str, ...]:
+    """Each task's loss ("bce", "mse" or "huber"), in task order, from its objective."""
+    return tuple(schema.objective(t.objective).loss for t in schema.tasks)
+
+
+def masked_losses(
+    outputs: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, losses: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss per task over labelled rows only, each task with its own loss.
 
     Args:
-        logits: [B, T]; labels: [B, T] in {0, 1}; masks: [B, T], 1 where the task has a label.
+        outputs: [B, T] raw outputs (logits of binary tasks); labels: [B, T]; masks: [B, T], 1 where the task
+            has a label; losses: [T] names in `LOSS_FUNCTIONS` (see `task_loss_names`).
 
     Returns:
-        task_losses [T] = sum_b mask * bce / max(sum_b mask, 1) (0 for a task without labelled rows),
+        task_losses [T] = sum_b mask * loss / max(sum_b mask, 1) (0 for a task without labelled rows),
         and labelled [T] bool, whether the task had any labelled row.
     """
-    bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    elementwise = None
+    for name in dict.fromkeys(losses):
+        loss = LOSS_FUNCTIONS[name](outputs, labels, reduction="none")
+        # Each loss is computed on every column and kept where the task uses it: one kernel per loss, no
+        # column copies; the other columns' values are finite, so where() passes them no gradient.
+        columns = torch.tensor([n == name for n in losses], device=outputs.device)
+        elementwise = loss if elementwise is None else torch.where(columns, loss, elementwise)
     # where(), not a product: a masked row's loss cannot leak into the gradient even if it were not finite.
-    bce = torch.where(masks > 0, bce, torch.zeros_like(bce))
+    elementwise = torch.where(masks > 0, elementwise, torch.zeros_like(elementwise))
     counts = masks.sum(dim=0)
-    return bce.sum(dim=0) / counts.clamp(min=1), counts > 0
+    return elementwise.sum(dim=0) / counts.clamp(min=1), counts > 0
 
 
 class LossWeighting(nn.Module):
@@ -90,28 +117,33 @@ class FixedWeights(LossWeighting):
 
 
 class UncertaintyWeighting(LossWeighting):
-    """Kendall et al. (2018) homoscedastic uncertainty weighting, classification form.
+    """Kendall et al. (2018) homoscedastic uncertainty weighting.
 
-    loss = sum_t exp(-s_t) * L_t + s_t / 2 over tasks labelled in the batch, with s_t = log sigma_t^2
-    learned. Unlabelled tasks are left out entirely: their regulariser alone would drive s_t down.
+    loss = sum_t c_t exp(-s_t) * L_t + s_t / 2 over tasks labelled in the batch, with s_t = log sigma_t^2
+    learned; c_t = 1 for binary tasks (the paper's classification form) and 1/2 for continuous ones (its
+    regression form, L / (2 sigma^2) + log sigma). Unlabelled tasks are left out entirely: their regulariser
+    alone would drive s_t down.
 
     Args:
         schema: the dataset schema.
-        initial_log_variance: starting s_t for every task (0 means weight 1).
+        initial_log_variance: starting s_t for every task (0 means weight c_t).
     """
 
     def __init__(self, schema: DatasetSchema, initial_log_variance: float = 0.0) -> None:
         super().__init__(schema)
         self.log_variance = nn.Parameter(torch.full((len(self.task_names),), float(initial_log_variance)))
+        # Derived from the schema, so not saved: checkpoints keep the same state as before continuous tasks.
+        scale = [1.0 if loss == "bce" else 0.5 for loss in task_loss_names(schema)]
+        self.register_buffer("loss_scale", torch.tensor(scale), persistent=False)
 
     def forward(
         self, task_losses: torch.Tensor, labelled: torch.Tensor, shared_weight: torch.Tensor | None = None
     ) -> torch.Tensor:
-        terms = torch.exp(-self.log_variance) * task_losses + 0.5 * self.log_variance
+        terms = self.loss_scale * torch.exp(-self.log_variance) * task_losses + 0.5 * self.log_variance
         return torch.where(labelled, terms, torch.zeros_like(terms)).sum()
 
     def task_weights(self) -> torch.Tensor:
-        return torch.exp(-self.log_variance.detach())
+        return self.loss_scale * torch.exp(-self.log_variance.detach())
 
 
 def gradnorm_loss(

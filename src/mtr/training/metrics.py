@@ -1,13 +1,16 @@
-"""Evaluation metrics per task over labelled rows only, the composite selection criterion, and gate usage.
+"""Evaluation metrics per task over labelled rows only, by objective kind; the composite selection criterion;
+gate usage.
 
-All functions take whole-epoch tensors and are vectorised over rows (AUC loops over tasks only):
-they run once per validation epoch, never in the training step.
+Binary tasks get AUC, log loss, NE, calibration and ECE; continuous tasks RMSE, MAE, mean error and
+calibration. All functions take whole-epoch tensors and are vectorised over rows (AUC loops over tasks
+only): they run once per validation epoch, never in the training step.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,8 +18,13 @@ import torch
 from mtr.errors import InputError
 from mtr.schema import DatasetSchema
 
-METRICS = ("auc", "logloss", "ne", "calibration", "ece")
-HIGHER_IS_BETTER = {"auc": True, "logloss": False, "ne": False, "ece": False}
+METRICS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "binary": ("auc", "logloss", "ne", "calibration", "ece"),
+    "continuous": ("rmse", "mae", "mean_error", "calibration"),
+}
+METRICS = tuple(dict.fromkeys(m for names in METRICS_BY_KIND.values() for m in names))
+# Metrics a selection criterion may use (calibration and mean error are best at 1 and 0, not at an end).
+HIGHER_IS_BETTER = {"auc": True, "logloss": False, "ne": False, "ece": False, "rmse": False, "mae": False}
 PROBABILITY_EPS = 1e-7
 
 
@@ -87,6 +95,68 @@ def task_metrics(
     }
 
 
+def regression_metrics(predictions: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+    """RMSE, MAE, mean error and calibration per continuous task, over rows with mask 1.
+
+    Args:
+        predictions: [N, T] predicted values; labels: [N, T] real values; masks: [N, T] in {0, 1}.
+
+    Returns:
+        name -> [T] float64: "rmse"; "mae"; "mean_error" (mean prediction minus mean label, the bias);
+        "calibration" (mean prediction over mean label, as for binary tasks); plus "labelled". NaN where
+        no row is labelled (calibration also where the mean label is 0).
+    """
+    p, y, m = (t.to(torch.float64) for t in (predictions, labels, masks))
+    labelled = m > 0
+    # where(), not a product: an unlabelled row's prediction may be anything, even inf.
+    p, y = (torch.where(labelled, t, torch.zeros_like(t)) for t in (p, y))
+    n = labelled.sum(0).to(torch.float64)
+    n_safe = n.clamp(min=1)
+    error = p - y
+    label_sum = y.sum(0)
+    nan = torch.full_like(n, math.nan)
+    return {
+        "rmse": torch.where(n > 0, (error.square().sum(0) / n_safe).sqrt(), nan),
+        "mae": torch.where(n > 0, error.abs().sum(0) / n_safe, nan),
+        "mean_error": torch.where(n > 0, error.sum(0) / n_safe, nan),
+        "calibration": torch.where((n > 0) & (label_sum != 0), p.sum(0) / label_sum, nan),
+        "labelled": n,
+    }
+
+
+def metrics_by_kind(
+    predictions: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor, binary: torch.Tensor, n_bins: int = 10
+) -> dict[str, torch.Tensor]:
+    """Every metric in `METRICS` per task, each task scored by its objective's kind.
+
+    Args:
+        predictions: [N, T] probabilities of binary tasks and values of continuous ones (`task_predictions`).
+        labels, masks: [N, T]. binary: [T] bool, True for binary tasks (`binary_tasks`).
+        n_bins: bins of the expected calibration error.
+
+    Returns:
+        name -> [T] float64 for every name in `METRICS` and "labelled"; NaN where the metric belongs to the
+        other kind or is undefined (see `task_metrics` and `regression_metrics`).
+    """
+    n_tasks = predictions.shape[1]
+    results = {
+        name: torch.full((n_tasks,), math.nan, dtype=torch.float64, device=predictions.device)
+        for name in (*METRICS, "labelled")
+    }
+    binary = binary.to(predictions.device)
+    scorers = {
+        "binary": (binary, lambda p, y, m: task_metrics(p, y, m, n_bins)),
+        "continuous": (~binary, regression_metrics),
+    }
+    for kind, (columns, score) in scorers.items():
+        index = torch.nonzero(columns).flatten()
+        if index.numel():
+            values = score(predictions[:, index], labels[:, index], masks[:, index])
+            for name in (*METRICS_BY_KIND[kind], "labelled"):
+                results[name][index] = values[name]
+    return results
+
+
 def channel_means(values: torch.Tensor, schema: DatasetSchema) -> dict[str, torch.Tensor]:
     """Mean of a per-task metric [T] over each channel's tasks, ignoring NaN; tasks without a channel are skipped."""
     channels = sorted({t.channel for t in schema.tasks if t.channel is not None})
@@ -103,10 +173,11 @@ class Selection:
 
     Written as "<metric>_mean" (mean over tasks where the metric is defined, e.g. "auc_mean",
     "ne_mean") or "<metric>:<task>=<weight>,..." (weighted mean over the named tasks, e.g.
-    "auc:conversion_push=2,unsubscribe_push=1"). Lower-is-better metrics (logloss, ne, ece) are negated.
+    "auc:conversion_push=2,unsubscribe_push=1"). Lower-is-better metrics (logloss, ne, ece, rmse, mae) are
+    negated. A metric is defined only for tasks of its kind, so "auc_mean" is the mean AUC over binary tasks.
 
     Args:
-        metric: one of auc, logloss, ne, ece.
+        metric: one of auc, logloss, ne, ece (binary tasks), rmse, mae (continuous tasks).
         weights: [T] weight of each task in schema order.
     """
 
@@ -114,7 +185,9 @@ class Selection:
     weights: torch.Tensor
 
     @classmethod
-    def parse(cls, spec: str, task_names: list[str]) -> Selection:
+    def parse(cls, spec: str, task_names: list[str], kinds: Sequence[str] | None = None) -> Selection:
+        """Args: spec: the criterion; task_names: the schema's tasks; kinds: each task's objective kind, to
+        reject a criterion that no weighted task defines (such as "rmse_mean" without continuous tasks)."""
         match = re.fullmatch(r"(\w+?)_mean|(\w+):(.+)", spec.strip())
         metric = (match.group(1) or match.group(2)) if match else None
         if metric not in HIGHER_IS_BETTER:
@@ -123,16 +196,14 @@ class Selection:
                 f"with metric in {sorted(HIGHER_IS_BETTER)}"
             )
         if match.group(1):
-            return cls(metric, torch.ones(len(task_names), dtype=torch.float64))
-        weights = torch.zeros(len(task_names), dtype=torch.float64)
-        for item in match.group(3).split(","):
-            task, _, weight = item.partition("=")
-            if task.strip() not in task_names:
-                raise InputError(f"selection_metric {spec!r}: unknown task {task.strip()!r}; tasks: {task_names}")
-            try:
-                weights[task_names.index(task.strip())] = float(weight)
-            except ValueError as error:
-                raise InputError(f"selection_metric {spec!r}: weight of {task.strip()!r} is not a number") from error
+            weights = torch.ones(len(task_names), dtype=torch.float64)
+        else:
+            weights = _task_weights(spec, match.group(3), task_names)
+        if kinds is not None:
+            scored = {kind for kind, weight in zip(kinds, weights.tolist(), strict=True) if weight}
+            if not any(metric in METRICS_BY_KIND[kind] for kind in scored):
+                defined = " or ".join(k for k, names in METRICS_BY_KIND.items() if metric in names)
+                raise InputError(f"selection_metric {spec!r}: {metric} scores {defined} tasks; none is weighted")
         return cls(metric, weights)
 
     def score(self, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -141,6 +212,20 @@ class Selection:
         weights = torch.where(torch.isnan(values), torch.zeros_like(self.weights), self.weights.to(values.device))
         mean = (torch.nan_to_num(values) * weights).sum() / weights.sum()
         return mean if HIGHER_IS_BETTER[self.metric] else -mean
+
+
+def _task_weights(spec: str, items: str, task_names: list[str]) -> torch.Tensor:
+    """[T] weights of "task=weight,..." in schema order, 0 for tasks not named."""
+    weights = torch.zeros(len(task_names), dtype=torch.float64)
+    for item in items.split(","):
+        task, _, weight = item.partition("=")
+        if task.strip() not in task_names:
+            raise InputError(f"selection_metric {spec!r}: unknown task {task.strip()!r}; tasks: {task_names}")
+        try:
+            weights[task_names.index(task.strip())] = float(weight)
+        except ValueError as error:
+            raise InputError(f"selection_metric {spec!r}: weight of {task.strip()!r} is not a number") from error
+    return weights
 
 
 class GateUsage:

@@ -1,11 +1,13 @@
 """The one LightningModule for every architecture: masked losses, loss weighting, metrics, prediction.
 
 The architecture is any `nn.Module` built from the schema whose forward maps (sparse KJT, dense [B, D])
-to logits [B, n_tasks]. If it also has `forward_with_gates`, gate usage is logged in evaluation; if it
-has `last_shared_weight`, gradient-based loss weighting can use it.
+to raw outputs [B, n_tasks]: logits of binary tasks, values of continuous ones (`mtr.models.outputs`).
+If it also has `forward_with_gates`, gate usage is logged in evaluation; if it has `last_shared_weight`,
+gradient-based loss weighting can use it. Losses and metrics follow each task's objective kind.
 
 Logged keys (stage is "val" or "test"): "train/loss", "train/{task}/loss", "train/weight/{task}",
-"{stage}/{task}/{auc,logloss,ne,calibration,ece}", "{stage}/channel/{channel}/auc",
+"{stage}/{task}/{auc,logloss,ne,calibration,ece}" for binary tasks,
+"{stage}/{task}/{rmse,mae,mean_error,calibration}" for continuous ones, "{stage}/channel/{channel}/auc",
 "{stage}/gates/{gate}/{expert_k,max_share,entropy}" and "{stage}/selection", the composite criterion
 (higher is better) that checkpointing and early stopping should monitor with mode "max".
 """
@@ -24,12 +26,12 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from mtr.data.batch import Batch
 from mtr.errors import InputError
+from mtr.models.outputs import binary_tasks, task_predictions
 from mtr.schema import SCHEMA_CHECKPOINT_KEY, DatasetSchema
-from mtr.training.losses import FixedWeights, LossWeighting, masked_bce
-from mtr.training.metrics import GateUsage, Selection, channel_means, task_metrics
+from mtr.training.losses import FixedWeights, LossWeighting, masked_losses, task_loss_names
+from mtr.training.metrics import METRICS_BY_KIND, GateUsage, Selection, channel_means, metrics_by_kind
 
 SELECTION_KEY = "val/selection"
-PER_TASK_METRICS = ("auc", "logloss", "ne", "calibration", "ece")
 
 
 class MultiTaskModule(pl.LightningModule):
@@ -73,7 +75,12 @@ class MultiTaskModule(pl.LightningModule):
             )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.selection = Selection.parse(selection_metric, schema.task_names)
+        self.task_losses = task_loss_names(schema)
+        # Which outputs are logits; not saved, it follows from the schema that every checkpoint carries.
+        self.register_buffer("binary", binary_tasks(schema), persistent=False)
+        kinds = ["binary" if b else "continuous" for b in self.binary.tolist()]
+        self.task_metric_names = [METRICS_BY_KIND[kind] for kind in kinds]
+        self.selection = Selection.parse(selection_metric, schema.task_names, kinds)
         self.calibration_bins = calibration_bins
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._gate_usage = GateUsage()
@@ -81,15 +88,15 @@ class MultiTaskModule(pl.LightningModule):
         self._train_steps = 0
 
     def forward(self, sparse: KeyedJaggedTensor, dense: torch.Tensor) -> torch.Tensor:
-        """Logits [B, n_tasks] in schema task order."""
+        """Raw outputs [B, n_tasks] in schema task order (logits of binary tasks)."""
         return self.model(sparse, dense)
 
     # Training
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The weighted training loss (scalar) and the per-task masked losses [T]."""
-        logits = self.model(batch.sparse, batch.dense)
-        task_losses, labelled = masked_bce(logits, batch.labels, batch.masks)
+        outputs = self.model(batch.sparse, batch.dense)
+        task_losses, labelled = masked_losses(outputs, batch.labels, batch.masks, self.task_losses)
         return self.loss_weighting(task_losses, labelled, self._shared_weight()), task_losses
 
     def _shared_weight(self) -> torch.Tensor | None:
@@ -123,11 +130,11 @@ class MultiTaskModule(pl.LightningModule):
 
     def _evaluation_step(self, batch: Batch) -> None:
         if hasattr(self.model, "forward_with_gates"):
-            logits, gates = self.model.forward_with_gates(batch.sparse, batch.dense)
+            outputs, gates = self.model.forward_with_gates(batch.sparse, batch.dense)
             self._gate_usage.update(gates)
         else:
-            logits = self.model(batch.sparse, batch.dense)
-        self._outputs.append((torch.sigmoid(logits).detach(), batch.labels, batch.masks))
+            outputs = self.model(batch.sparse, batch.dense)
+        self._outputs.append((task_predictions(outputs, self.binary).detach(), batch.labels, batch.masks))
 
     def _start_evaluation(self) -> None:
         self._outputs = []
@@ -137,11 +144,11 @@ class MultiTaskModule(pl.LightningModule):
         if not self._outputs:
             return
         columns = zip(*self._outputs, strict=True)
-        probabilities, labels, masks = (self._gather_rows(torch.cat(parts)) for parts in columns)
-        metrics = task_metrics(probabilities, labels, masks, self.calibration_bins)
+        predictions, labels, masks = (self._gather_rows(torch.cat(parts)) for parts in columns)
+        metrics = metrics_by_kind(predictions, labels, masks, self.binary, self.calibration_bins)
         values: dict[str, torch.Tensor] = {}
         for i, name in enumerate(self.schema.task_names):
-            values.update({f"{stage}/{name}/{metric}": metrics[metric][i] for metric in PER_TASK_METRICS})
+            values.update({f"{stage}/{name}/{metric}": metrics[metric][i] for metric in self.task_metric_names[i]})
         for channel, auc in channel_means(metrics["auc"], self.schema).items():
             values[f"{stage}/channel/{channel}/auc"] = auc
         values.update({f"{stage}/gates/{key}": value for key, value in self._gate_usage.compute().items()})
@@ -184,5 +191,7 @@ class MultiTaskModule(pl.LightningModule):
         checkpoint[SCHEMA_CHECKPOINT_KEY] = self.schema.to_dict()
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        """Returns {"row_id": [B] int64, "probabilities": [B, n_tasks] float32}."""
-        return {"row_id": batch.row_id, "probabilities": torch.sigmoid(self.model(batch.sparse, batch.dense))}
+        """Returns {"row_id": [B] int64, "predictions": [B, n_tasks] float32}: probabilities of binary tasks,
+        values of continuous ones."""
+        outputs = self.model(batch.sparse, batch.dense)
+        return {"row_id": batch.row_id, "predictions": task_predictions(outputs, self.binary)}

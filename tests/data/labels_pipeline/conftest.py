@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -12,6 +13,7 @@ from handmade_log import LOG_END, START, Tables, handmade_tables
 
 from mtr.data.build import BuildConfig, build_dataset_from_events
 from mtr.data.synthetic import write_event_log
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
 from mtr.schema import SPLITS, DatasetSchema
 
 
@@ -28,12 +30,18 @@ def write_log(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def build(tmp_path: Path, write_log: Callable[..., Path]) -> Callable[..., tuple[pl.DataFrame, DatasetSchema]]:
-    """Build a dataset from tables (default: hand-made); returns all rows (with a `split` column) and the schema."""
+    """Build a dataset from tables (default: hand-made) and an objective table (default: messaging); returns all
+    rows (with a `split` column) and the schema."""
     count = iter(range(1_000))
 
-    def run(tables: Tables | None = None, end: datetime = LOG_END, **config) -> tuple[pl.DataFrame, DatasetSchema]:
+    def run(
+        tables: Tables | None = None,
+        end: datetime = LOG_END,
+        objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
+        **config: Any,
+    ) -> tuple[pl.DataFrame, DatasetSchema]:
         out = tmp_path / f"dataset{next(count)}"
-        schema = build_dataset_from_events(write_log(tables, end), out, BuildConfig(**config))
+        schema = build_dataset_from_events(write_log(tables, end), out, BuildConfig(**config), objectives)
         rows = pl.concat(
             [pl.read_parquet(schema.split_path(out, split)).with_columns(split=pl.lit(split)) for split in SPLITS]
         )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import polars as pl
 import pytest
 from handmade_log import CONVERSION_SCHEMA, UNSUBSCRIBE_SCHEMA, at, events, handmade_tables, truncate
 
-from mtr.data.labels import MASK_COLUMNS
-from mtr.schema import messaging_tasks
+from mtr.data.labels import mask_columns
+from mtr.errors import InputError
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
+from mtr.schema import DatasetSchema, messaging_tasks
 
 # row_id -> (conversion, engagement, retention, unsubscribe); None = not applicable or not matured.
 EXPECTED_LABELS = {
@@ -104,7 +107,7 @@ def test_truncating_the_log_drops_masks_and_never_turns_an_immature_label_into_z
         assert (joined[task.mask_column] <= joined[f"{task.mask_column}_full"]).all(), task.name
     # No retention matures before day 29; opp 4's and opps 5 and 9's 7-day windows are still open, while
     # opp 3's window closed at opp 4's send.
-    assert short.select(pl.sum_horizontal(MASK_COLUMNS)).to_series().to_list() == [3, 3, 1, 2, 0, 0]
+    assert short.select(pl.sum_horizontal(mask_columns(messaging_tasks()))).to_series().to_list() == [3, 3, 1, 2, 0, 0]
     assert short.filter(pl.col("row_id").is_in([4, 5, 9]))["label_conversion"].to_list() == [None, None, None]
     assert short.filter(pl.col("row_id") == 1)["label_retention"].item() is None
 
@@ -117,3 +120,34 @@ def test_engagement_matures_exactly_when_48_hours_after_the_send_are_observed(bu
     opp7 = rows.filter(pl.col("row_id") == 7)
     assert opp7["mask_engagement_email"].item() == (1 if hours_before_end == 0 else 0)
     assert opp7["label_engagement"].item() == (0 if hours_before_end == 0 else None)
+
+
+def test_a_continuous_objective_gets_the_summed_value_of_its_window_and_the_others_do_not_change(
+    build: Callable[..., tuple[pl.DataFrame, DatasetSchema]],
+) -> None:
+    spend = Objective("spend", kind="continuous", exists_for_none=True, label_rule="conversion_value")
+    rows, schema = build(objectives=(*MESSAGING_OBJECTIVES, spend))
+    # Opp 2's window holds the 20.0 of day 3; opp 8's window has not ended.
+    values = dict(rows.select("row_id", "label_spend").iter_rows())
+    assert values == {1: 0.0, 2: 20.0, 3: 0.0, 4: 5.0, 5: 7.0, 6: 0.0, 7: 0.0, 8: None, 9: 0.0}
+    assert rows.schema["label_spend"] == pl.Float64
+    masks = dict(rows.select("row_id", "mask_spend_none").iter_rows())
+    assert [row for row, mask in masks.items() if mask] == [3, 5, 9]  # the matured no-sends
+    assert schema.metadata["rates"]["train"]["spend_none"]["mean"] == pytest.approx(7.0 / 3)
+    messaging, _ = build()
+    assert rows.select(messaging.columns).equals(messaging)
+
+
+@pytest.mark.parametrize(
+    ("objective", "message"),
+    [
+        (Objective("spend", kind="continuous", label_rule="spend"), "unknown label_rule 'spend'"),
+        (Objective("spend", label_rule="conversion_value"), "'spend' is binary but its label_rule"),
+        (Objective("converted_value", kind="continuous", label_rule="conversion"), "gives binary labels"),
+    ],
+)
+def test_an_objective_without_a_fitting_label_rule_is_named(
+    build: Callable[..., tuple[pl.DataFrame, DatasetSchema]], objective: Objective, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        build(objectives=(*MESSAGING_OBJECTIVES, objective))
