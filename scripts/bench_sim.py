@@ -20,9 +20,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+from mtr.sim.base_rates import task_logit_correlation  # noqa: E402
 from mtr.sim.config import OBJECTIVES, WorldConfig  # noqa: E402
 from mtr.sim.oracle import Oracle  # noqa: E402
-from mtr.sim.report import task_logit_correlation  # noqa: E402
 from mtr.sim.writer import simulate_tables, truth_tables, write_simulation  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from mtr.training.cli import run_training_cli
+from mtr.training.lightning_cli import run_training_cli
 
 
 class EpochTimer(pl.Callback):

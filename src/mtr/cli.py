@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _dispatch(argv: list[str], from_python: bool) -> Any:
     if argv and argv[0] in TRAINING_SUBCOMMANDS:
-        from mtr.training.cli import run_training_cli
+        from mtr.training.lightning_cli import run_training_cli
 
         return run_training_cli(argv if from_python else None)
     from jsonargparse import auto_cli

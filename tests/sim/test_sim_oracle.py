@@ -12,9 +12,9 @@ import pytest
 
 from mtr.errors import InputError
 from mtr.objectives import MESSAGING_OBJECTIVES, objective_names
+from mtr.sim.base_rates import task_logit_correlation
 from mtr.sim.config import LATENT_ORDER, OBJECTIVES, WorldConfig
 from mtr.sim.oracle import Oracle
-from mtr.sim.report import task_logit_correlation
 from mtr.sim.writer import simulate_tables, truth_tables
 
 

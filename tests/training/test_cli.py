@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from mtr.cli import main
-from mtr.training.cli import run_training_cli
+from mtr.training.lightning_cli import run_training_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUIET = ["--wandb", "false", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

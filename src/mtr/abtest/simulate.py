@@ -25,7 +25,7 @@ from mtr.sim.config import WorldConfig
 from mtr.sim.draws import activity_frame, conversion_frame
 from mtr.sim.engine import SimulatedLog, run_days
 from mtr.sim.history import NEVER
-from mtr.sim.policy import Decision, decide
+from mtr.sim.logging_policy import Decision, decide
 from mtr.sim.population import DAY_US
 
 CONTROL, VARIANT = "logging", "variant"

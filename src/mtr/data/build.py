@@ -22,7 +22,7 @@ from mtr.data.eventlog import EventLog, open_event_log, raise_first
 from mtr.data.features import DENSE_FEATURES, DESCRIPTIONS, SPARSE_FEATURES, opportunity_features
 from mtr.data.labels import VALUE_COLUMN, label_columns, label_opportunities, mask_columns
 from mtr.data.preprocess import fit_features
-from mtr.data.report import split_report
+from mtr.data.split_rates import split_report
 from mtr.errors import InputError
 from mtr.io import atomic_output_dir
 from mtr.objectives import MESSAGING_OBJECTIVES, Objective, check_objectives

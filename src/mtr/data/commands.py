@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtr.data.build import BuildConfig, build_dataset_from_events
-from mtr.data.report import format_report
+from mtr.data.split_rates import format_report
 
 DEFAULT_BUILD = BuildConfig()
 

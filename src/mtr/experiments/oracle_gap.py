@@ -25,7 +25,7 @@ from mtr.schema import SCHEMA_FILE, DatasetSchema
 from mtr.sim.commands import simulate
 from mtr.sim.config import WorldConfig
 from mtr.tables import FLOAT, INTEGER, scan_table
-from mtr.training.cli import run_training_cli
+from mtr.training.lightning_cli import run_training_cli
 from mtr.training.metrics import task_metrics
 
 TRUTH_FILE = Path("truth") / "logged_probabilities.parquet"

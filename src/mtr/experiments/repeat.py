@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mtr.training.cli import run_training_cli
+from mtr.training.lightning_cli import run_training_cli
 
 
 def fit_and_test(

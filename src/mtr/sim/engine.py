@@ -16,8 +16,8 @@ import numpy as np
 from mtr.sim.catalog import Catalog, make_catalog
 from mtr.sim.config import PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.history import NEVER, SendHistory, recent_send_counts
+from mtr.sim.logging_policy import decide, sample_actions
 from mtr.sim.outcomes import Sends, send_outcomes
-from mtr.sim.policy import decide, sample_actions
 from mtr.sim.population import DAY_US, Population, make_population
 from mtr.sim.truth import WorldTruth
 

@@ -27,7 +27,7 @@ from mtr.sim.catalog import Catalog
 from mtr.sim.config import PLATFORMS, WorldConfig
 from mtr.sim.history import NEVER, SendHistory, eligible_mask
 from mtr.sim.history import NO_SEND as NO_ACTION
-from mtr.sim.policy import decide
+from mtr.sim.logging_policy import decide
 from mtr.sim.population import CHANNEL_NAMES, DAY_US, Population
 from mtr.sim.truth import WorldTruth
 from mtr.sim.writer import TRUTH_DIR

@@ -12,10 +12,10 @@ import polars as pl
 
 from mtr.events import EVENT_TABLES, META_FILE
 from mtr.io import atomic_output_dir, write_json
+from mtr.sim.base_rates import summary
 from mtr.sim.config import PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.draws import activity_frame, conversion_frame, engagement_frame, opportunities_frame, unsubscribe_frame
 from mtr.sim.engine import SimulatedLog, run_days
-from mtr.sim.report import summary
 
 TRUTH_DIR = "truth"
 

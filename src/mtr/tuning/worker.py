@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lightning.pytorch import Callback
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from mtr.training.cli import MtrCLI
+    from mtr.training.lightning_cli import MtrCLI
 
 SELECTION_KEY = "val/selection"  # the composite validation criterion of mtr.training.module
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -176,7 +176,7 @@ def run_worker(sweep: Sweep, index: int = 0) -> int:
     """
     import torch
 
-    import mtr.training.cli  # noqa: F401 (imported before the first trial, so that trial durations are training)
+    import mtr.training.lightning_cli  # noqa: F401 (imported before the first trial, so that trial durations are training)
 
     if sweep.torch_threads is not None:
         torch.set_num_threads(sweep.torch_threads)
@@ -236,7 +236,7 @@ def fit(argv: list[str], callbacks: list[Callback]) -> MtrCLI:
     Lightning turns Ctrl-C during training into exit status 1; that stops the worker (KeyboardInterrupt,
     so Optuna records the trial as failed) instead of moving on to the next trial.
     """
-    from mtr.training.cli import run_training_cli
+    from mtr.training.lightning_cli import run_training_cli
 
     try:
         with warnings.catch_warnings():  # LightningCLI warns that `mtr tune`'s own sys.argv is not its args
