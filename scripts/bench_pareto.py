@@ -19,12 +19,13 @@ from pathlib import Path
 import optuna
 
 from bench_ranking import synthetic  # scripts/ is on the path of a script run from it
-from mtr.ope.estimators import SEND_VOLUME
-from mtr.ope.evaluator import DeterministicEvaluator
-from mtr.pareto.study import ParetoSpec, SamplerSpec, open_study, run_study
+from mtr.ope.estimators import ESTIMATORS, SEND_VOLUME
+from mtr.ope.evaluator import PolicyEvaluator
+from mtr.pareto.spec import ParetoSpec, SamplerSpec
+from mtr.pareto.study import open_study, run_study
 from mtr.schema import OBJECTIVES
-from mtr.scoring.fusion import FusionWeights
 from mtr.scoring.policy import PolicyConfig
+from mtr.scoring.weights import FusionWeights
 
 TARGET_S = 120.0
 SPACE = {
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--opportunities", type=int, default=1_000_000)
     parser.add_argument("--candidates", type=int, default=10, help="mean send candidates per opportunity")
     parser.add_argument("--trials", type=int, default=200)
-    parser.add_argument("--estimator", default="dr", choices=["dr", "snips", "ips"])
+    parser.add_argument("--estimator", default="dr", choices=list(ESTIMATORS))
     parser.add_argument("--no-prune", action="store_true")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -49,18 +50,19 @@ def main() -> None:
     inputs, feedback = synthetic(args.opportunities, args.candidates)
     feedback = replace(feedback, reward_names=(*OBJECTIVES, SEND_VOLUME))  # the study's reward names
     data_s = time.perf_counter() - start
-    evaluator = DeterministicEvaluator(inputs, feedback, prune=not args.no_prune)
+    evaluator = PolicyEvaluator(inputs, feedback, prune=not args.no_prune, estimators=[args.estimator])
     setup_s = time.perf_counter() - start - data_s
     print(f"{args.opportunities:,} opportunities, {inputs.groups.n_candidates:,} candidates")
-    print(f"set-up: synthetic data {data_s:.2f} s; fusion terms, pruning, buckets {setup_s:.2f} s")
+    print(f"set-up: synthetic data {data_s:.2f} s; fusion terms, pruning, buckets, estimator terms {setup_s:.2f} s")
     print(f"candidates kept after pruning dominated ones: {evaluator.kept:,}")
     weights = FusionWeights(conversion=1.0, engagement=0.2, retention=0.3, unsubscribe=2.0, send_cost=0.02)
     t0 = time.perf_counter()
     for _ in range(5):
-        evaluator.estimate(evaluator.chosen(weights, PolicyConfig(threshold=0.01)), args.estimator)
+        evaluator.estimate(evaluator.decide(weights, PolicyConfig(threshold=0.01)), args.estimator)
     eval_s = (time.perf_counter() - t0) / 5
     print(f"one trial's evaluation (fuse + policy + {args.estimator.upper()}): {eval_s:.3f} s")
     spec = ParetoSpec(params=SPACE, fixed={"conversion": 1.0}, estimator=args.estimator, sampler=SamplerSpec(seed=0))
+    spec = spec.resolve(inputs.objectives, feedback.reward_names)
     with tempfile.TemporaryDirectory() as folder:
         study = open_study(spec, "bench", f"sqlite:///{Path(folder) / 'study.db'}")
         t0 = time.perf_counter()

@@ -15,9 +15,11 @@ import time
 import numpy as np
 
 from mtr.ope.estimators import LoggedFeedback, evaluate
-from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
+from mtr.schema import OBJECTIVES
+from mtr.scoring.fusion import FusionInputs, fuse
 from mtr.scoring.groups import NONE_CODE, CandidateGroups
 from mtr.scoring.policy import PolicyConfig, decide
+from mtr.scoring.weights import FusionWeights
 
 
 def synthetic(opportunities: int, candidates: int, seed: int = 0) -> tuple[FusionInputs, LoggedFeedback]:
@@ -56,7 +58,7 @@ def main() -> None:
     for label, config in (("deterministic", PolicyConfig(threshold=0.05)), ("softmax", PolicyConfig(0.05, 0.05))):
         steps = np.zeros(3)
         for _ in range(args.trials):
-            trial = FusionWeights(*(rng.uniform(0, 10, 4)), send_cost=0.01)
+            trial = FusionWeights(dict(zip(OBJECTIVES, rng.uniform(0, 10, 4), strict=True)), send_cost=0.01)
             t0 = time.perf_counter()
             scores = fuse(inputs, trial)
             t1 = time.perf_counter()

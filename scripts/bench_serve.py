@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from mtr.models.checkpoint import load_trained_model
-from mtr.scoring.fusion import FusionWeights
 from mtr.scoring.operating_point import OperatingPoint
 from mtr.scoring.policy import PolicyConfig
 from mtr.scoring.requests import simulator_requests
+from mtr.scoring.weights import FusionWeights
 from mtr.serving.export import export_artifact
 from mtr.serving.program import ScoringProgram
 from mtr.serving.scorer import ProgramInputs, Scorer

@@ -1,4 +1,4 @@
-"""The fast deterministic evaluator against the general fuse -> decide -> evaluate path."""
+"""The study's evaluator (fast deterministic path, general stochastic path) against fuse -> decide -> evaluate."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mtr.ope.estimators import evaluate
-from mtr.ope.evaluator import DeterministicEvaluator, dominated_sends
-from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
-from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
+from mtr.errors import InputError
+from mtr.ope.estimators import ESTIMATORS, evaluate
+from mtr.ope.evaluator import PolicyEvaluator, dominated_sends
+from mtr.schema import OBJECTIVES
+from mtr.scoring.fusion import FusionInputs, fuse
+from mtr.scoring.policy import PolicyConfig, decide
+from mtr.scoring.weights import FusionWeights
 
 
 @pytest.fixture(scope="module")
@@ -38,29 +41,47 @@ WEIGHTS = [
 def test_decisions_and_estimates_equal_the_general_path(problem, weights, threshold):
     inputs, feedback, truth = problem
     policy = PolicyConfig(threshold=threshold)
-    evaluator = DeterministicEvaluator(inputs, feedback, replace(FusionWeights(), transform=weights.transform), truth)
-    chosen = evaluator.chosen(weights, policy)
+    evaluator = PolicyEvaluator(inputs, feedback, FusionWeights(transform=weights.transform), truth)
+    decision = evaluator.decide(weights, policy)
     reference = decide(inputs.groups, fuse(inputs, weights), policy)
-    np.testing.assert_array_equal(chosen, reference.chosen)
-    general = evaluate(feedback, PolicyDecision(inputs.groups, chosen=chosen))
-    for estimator in ("ips", "snips", "dr"):
+    np.testing.assert_array_equal(decision.chosen, reference.chosen)
+    assert_estimates_equal_the_general_path(evaluator, decision, reference, truth)
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.5])
+def test_softmax_policies_are_evaluated_as_the_general_path_does(problem, temperature):
+    inputs, feedback, truth = problem
+    weights, policy = WEIGHTS[0], PolicyConfig(threshold=0.05, temperature=temperature)
+    evaluator = PolicyEvaluator(inputs, feedback, truth=truth)
+    decision = evaluator.decide(weights, policy)
+    reference = decide(inputs.groups, fuse(inputs, weights), policy)
+    np.testing.assert_allclose(decision.probabilities, reference.probabilities, rtol=0, atol=1e-7)
+    assert np.mean(inputs.groups.group_max(decision.probabilities) < 0.99) > 0.1  # really stochastic
+    assert_estimates_equal_the_general_path(evaluator, decision, reference, truth)
+
+
+def assert_estimates_equal_the_general_path(evaluator, decision, reference, truth) -> None:
+    """Every registered estimator and the truth of the evaluator's decision equal `evaluate`'s and the oracle's."""
+    feedback = evaluator.feedback
+    general = evaluate(feedback, reference)
+    for estimator in ESTIMATORS:
         expected = [general.value(r, estimator) for r in feedback.reward_names]
-        np.testing.assert_allclose(evaluator.estimate(chosen, estimator), expected, rtol=1e-9)
+        np.testing.assert_allclose(evaluator.estimate(decision, estimator), expected, rtol=1e-9)
     per_row = reference.expectation(truth)
     expected_truth = [per_row[feedback.mask[:, k], k].mean() for k in range(truth.shape[1])]
-    np.testing.assert_allclose(evaluator.true_value(chosen), expected_truth, rtol=1e-9)
+    np.testing.assert_allclose(evaluator.true_value(decision), expected_truth, rtol=1e-9)
 
 
 def test_pruning_removes_candidates_but_no_decision(problem):
     inputs, feedback, _ = problem
-    pruned = DeterministicEvaluator(inputs, feedback, prune=True)
-    full = DeterministicEvaluator(inputs, feedback, prune=False)
+    pruned = PolicyEvaluator(inputs, feedback, prune=True)
+    full = PolicyEvaluator(inputs, feedback, prune=False)
     assert pruned.kept < full.kept
     rng = np.random.default_rng(0)
     for _ in range(20):
-        weights = FusionWeights(*rng.uniform(0, 2, 4), send_cost=float(rng.uniform(0, 0.2)))
+        weights = FusionWeights(dict(zip(OBJECTIVES, rng.uniform(0, 2, 4), strict=True)), send_cost=rng.uniform(0, 0.2))
         policy = PolicyConfig(threshold=float(rng.uniform(0, 0.1)))
-        np.testing.assert_array_equal(pruned.chosen(weights, policy), full.chosen(weights, policy))
+        np.testing.assert_array_equal(pruned.decide(weights, policy).chosen, full.decide(weights, policy).chosen)
 
 
 def test_dominated_sends_on_a_hand_made_group():
@@ -69,3 +90,12 @@ def test_dominated_sends_on_a_hand_made_group():
     channel = np.array([3, 0, 0, 1, 0], dtype=np.int8)
     group_of = np.zeros(5, dtype=np.int64)
     np.testing.assert_array_equal(dominated_sends(terms, channel, group_of), [False, False, True, False, True])
+
+
+def test_doubly_robust_estimates_without_a_reward_model_are_refused_by_name(problem):
+    inputs, feedback, _ = problem
+    evaluator = PolicyEvaluator(inputs, replace(feedback, predicted=None), estimators=list(ESTIMATORS))
+    decision = evaluator.decide(WEIGHTS[0], PolicyConfig())
+    assert np.all(np.isfinite(evaluator.estimate(decision, "ips")))
+    with pytest.raises(InputError, match="estimator 'dr' needs the model's predictions"):
+        evaluator.estimate(decision, "dr")

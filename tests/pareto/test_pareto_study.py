@@ -14,10 +14,12 @@ import polars as pl
 import pytest
 
 from mtr.errors import InputError
+from mtr.objectives import MESSAGING_OBJECTIVES
 from mtr.ope.estimators import SEND_VOLUME
 from mtr.ope.problem import LoggedProblem
 from mtr.pareto.run import StudyRun, run_pareto
-from mtr.pareto.study import ParetoSpec, SamplerSpec, TrialRecord, knee_distances, open_study, select_point
+from mtr.pareto.spec import ParetoSpec, SamplerSpec
+from mtr.pareto.study import TrialRecord, knee_distances, open_study, select_point
 from mtr.schema import OBJECTIVES
 from mtr.scoring.fusion import FusionInputs
 from mtr.scoring.operating_point import OperatingPoint
@@ -64,8 +66,8 @@ def test_study_writes_every_output_and_weights_load(problem, tmp_path):
     point = OperatingPoint.load(tmp_path / "weights.json")
     # The default rule: the feasible trial with the highest estimated conversion.
     assert chosen["est_conversion"][0] == pytest.approx(trials.filter(pl.col("feasible"))["est_conversion"].max())
-    assert point.fusion.unsubscribe == pytest.approx(chosen["unsubscribe"][0])
-    assert point.fusion.conversion == 1.0
+    assert point.fusion.weights["unsubscribe"] == pytest.approx(chosen["unsubscribe"][0])
+    assert point.fusion.weights["conversion"] == 1.0
     assert point.estimates["conversion"] == pytest.approx(chosen["est_conversion"][0])
     assert point.provenance["trial"] == chosen["trial"][0]
     oracle = json.loads((tmp_path / "summary.json").read_text())["oracle"]
@@ -89,35 +91,50 @@ def test_rerun_resumes_the_same_study(problem, tmp_path):
     again = run_pareto(problem, spec(), StudyRun(tmp_path, "s", journal(tmp_path), 16, oracle_check=False), {})
     assert (first["trials_run_here"], first["trials_completed"]) == (10, 10)
     assert (again["trials_run_here"], again["trials_completed"]) == (6, 16)
+    flipped = spec(objectives={"conversion": "maximize", "unsubscribe": "maximize"})
     with pytest.raises(InputError, match="directions"):
-        open_study(spec(objectives={"conversion": "maximize", "unsubscribe": "maximize"}), "s", journal(tmp_path))
+        open_study(flipped.resolve(MESSAGING_OBJECTIVES, problem.feedback.reward_names), "s", journal(tmp_path))
 
 
 # A worker process: the benchmark's synthetic problem (scripts/ is the working directory), one shared study.
 WORKER = """
 import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 from bench_ranking import synthetic
 from mtr.ope.estimators import SEND_VOLUME
-from mtr.pareto.study import ParetoSpec, SamplerSpec, open_study, run_study
-from mtr.ope.evaluator import DeterministicEvaluator
+from mtr.pareto.spec import ParetoSpec, SamplerSpec
+from mtr.pareto.study import open_study, run_study
+from mtr.ope.evaluator import PolicyEvaluator
 from mtr.schema import OBJECTIVES
 inputs, feedback = synthetic(300, 4)
 feedback = replace(feedback, reward_names=(*OBJECTIVES, SEND_VOLUME))
 space = {"engagement": {"type": "float", "low": 0.01, "high": 2.0}}
 space["send_cost"] = {"type": "float", "low": 0.0, "high": 0.3}
 spec = ParetoSpec(params=space, fixed={"conversion": 1.0}, sampler=SamplerSpec(name="random", seed=None))
+spec = spec.resolve(inputs.objectives, feedback.reward_names)
 study = open_study(spec, "shared", sys.argv[1])
-print(run_study(study, DeterministicEvaluator(inputs, feedback), spec, 30))
+evaluator = PolicyEvaluator(inputs, feedback)
+# Start together: a worker that imports faster could otherwise run all 30 trials before the other begins.
+Path(sys.argv[2], sys.argv[3]).touch()
+deadline = time.monotonic() + 60
+while len(list(Path(sys.argv[2]).iterdir())) < 2 and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(run_study(study, evaluator, spec, 30))
 """
 
 
 def test_two_processes_share_one_sqlite_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     scripts = Path(__file__).resolve().parents[2] / "scripts"
+    ready = tmp_path / "ready"
+    ready.mkdir()
     workers = [
-        subprocess.Popen([sys.executable, "-c", WORKER, storage], cwd=scripts, stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, storage, str(ready), str(i)], cwd=scripts, stdout=subprocess.PIPE, text=True
+        )
+        for i in range(2)
     ]
     ran = [int(w.communicate(timeout=120)[0].strip().splitlines()[-1]) for w in workers]
     study = optuna.load_study(study_name="shared", storage=storage)
@@ -142,12 +159,31 @@ def test_knee_is_the_front_point_closest_to_utopia():
 
 
 def test_bad_spec_names_the_field():
-    with pytest.raises(InputError, match="params.temperature"):
-        ParetoSpec(params={"temperature": {"type": "float", "low": 0.1, "high": 1.0}})
+    rewards = (*OBJECTIVES, SEND_VOLUME)
+    with pytest.raises(InputError, match="params.transform"):
+        ParetoSpec(params={"transform": {"type": "float", "low": 0.1, "high": 1.0}})
     with pytest.raises(InputError, match="fixed"):
         ParetoSpec(params=SPACE, fixed={"conversion": 1.0, "engagement": 1.0})
+    with pytest.raises(InputError, match="policy"):
+        ParetoSpec(params=SPACE, fixed={"temperature": 0.1})
+    with pytest.raises(InputError, match=r"params: \['clicks'\] are neither objectives"):
+        ParetoSpec(params={"clicks": SPACE["engagement"]}).resolve(MESSAGING_OBJECTIVES, rewards)
     with pytest.raises(InputError, match="constraints"):
-        spec(constraints={"clicks": 0.1}).check_rewards((*OBJECTIVES, SEND_VOLUME))
+        spec(constraints={"clicks": 0.1}).resolve(MESSAGING_OBJECTIVES, rewards)
+    with pytest.raises(InputError, match="estimator"):
+        spec(estimator="magic")
+    with pytest.raises(InputError, match="'max_send_volume' needs 'send_volume'"):
+        spec(selection="max_send_volume").resolve(MESSAGING_OBJECTIVES, rewards)
+
+
+def test_objectives_and_selection_default_to_the_objective_table():
+    rewards = (*OBJECTIVES, SEND_VOLUME)
+    resolved = spec().resolve(MESSAGING_OBJECTIVES, rewards)
+    assert resolved.objectives == {o.name: o.direction for o in MESSAGING_OBJECTIVES}
+    assert resolved.objectives["unsubscribe"] == "minimize" and resolved.selection == "max_conversion"
+    # An explicit order does not move the default rule off the table's first benefit.
+    explicit = spec(objectives={"engagement": "maximize", "conversion": "maximize", "send_volume": "minimize"})
+    assert explicit.resolve(MESSAGING_OBJECTIVES, rewards).selection == "max_conversion"
 
 
 def test_scored_problem_is_cached_and_rebuilt_when_its_inputs_change(problem, tmp_path):

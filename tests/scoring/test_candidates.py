@@ -16,6 +16,7 @@ from mtr.data.batch import sparse_batch
 from mtr.data.preprocess import encode_features
 from mtr.models.checkpoint import load_trained_model
 from mtr.models.mmoe import MMoE
+from mtr.models.outputs import binary_tasks, task_predictions
 from mtr.ope.estimators import evaluate
 from mtr.ope.feedback import dataset_feedback
 from mtr.schema import OBJECTIVES, SCHEMA_CHECKPOINT_KEY, DatasetSchema
@@ -26,8 +27,9 @@ from mtr.scoring.candidates import (
     score_candidates,
     simulator_candidates,
 )
-from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
+from mtr.scoring.fusion import FusionInputs, fuse
 from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
+from mtr.scoring.weights import FusionWeights
 from mtr.sim.oracle import Oracle
 
 
@@ -76,10 +78,9 @@ def test_scoring_the_logged_candidate_reproduces_the_models_output_on_the_logged
     features = encode_features(by_row, schema)
     keys = [f.name for f in schema.sparse_features]
     with torch.no_grad():
-        direct = torch.sigmoid(
-            model(sparse_batch(keys, torch.from_numpy(features.sparse_ids)), torch.from_numpy(features.dense))
-        ).numpy()
-    task = channel_task_index(schema)[candidates.groups.channel[index]]  # [G, 4]
+        outputs = model(sparse_batch(keys, torch.from_numpy(features.sparse_ids)), torch.from_numpy(features.dense))
+        direct = task_predictions(outputs, binary_tasks(schema)).numpy()
+    task = channel_task_index(schema)[candidates.groups.channel[index]]  # [G, K]
     expected = np.where(task >= 0, np.take_along_axis(direct, np.maximum(task, 0), axis=1), 0.0)
     np.testing.assert_allclose(probabilities[index], expected, rtol=1e-5, atol=1e-6)
     # "none" candidates have no engagement and no unsubscribe.

@@ -1,13 +1,17 @@
-"""Fusion: the none-relative convention, hand-computed scores, monotonicity, per-channel weights, product form."""
+"""Fusion: the none-relative convention, hand-computed scores, monotonicity, per-channel weights, product form,
+objective tables other than messaging's, and the torch twin against numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from mtr.errors import InputError
-from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
+from mtr.scoring.fusion import FusionInputs, TorchFusion, fuse
 from mtr.scoring.groups import NONE_CODE, CandidateGroups
+from mtr.scoring.weights import FusionWeights
 
 PUSH, EMAIL, IN_APP = 0, 1, 2
 # One opportunity: none (organic conversion 0.02, retention 0.5), a push and an email send.
@@ -82,21 +86,104 @@ def test_product_form_is_weighted_product_minus_none_and_cost() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "message"),
+    ("weights", "message"),
     [
-        ("unsubscribe", -1.0, "non-negative"),
-        ("transform", "sqrt", "transform"),
-        ("per_channel", {"sms": {"conversion": 1.0}}, "sms"),
-        ("per_channel", {"push": {"clicks": 1.0}}, "clicks"),
+        (lambda: FusionWeights(unsubscribe=-1.0), "non-negative"),
+        (lambda: FusionWeights(transform="sqrt"), "transform"),
+        (lambda: FusionWeights(per_channel={"sms": {"conversion": 1.0}}), "sms"),
+        (lambda: FusionWeights(conversion="high"), "'conversion' must be a number"),
+        (lambda: FusionWeights(per_channel={"push": {"clicks": 1.0}}).matrix(MESSAGING_OBJECTIVES), "clicks"),
+        (lambda: FusionWeights(convresion=1.0).matrix(MESSAGING_OBJECTIVES), "convresion"),
     ],
+    ids=["negative", "transform", "channel", "not_a_number", "per_channel_objective", "objective"],
 )
-def test_bad_weights_name_the_field(field: str, value: object, message: str) -> None:
+def test_bad_weights_name_the_field(weights, message: str) -> None:
     with pytest.raises(InputError, match=message):
-        FusionWeights(**{field: value})
+        weights()
 
 
 def test_probabilities_outside_unit_interval_are_rejected() -> None:
     bad = PROBABILITIES.copy()
     bad[1, 0] = 1.5
-    with pytest.raises(InputError, match=r"within \[0, 1\]"):
+    with pytest.raises(InputError, match=r"in \[0, 1\]"):
         one_group(bad)
+
+
+# A table of another business: a continuous benefit (purchase value, scaled by the offer's value), a binary
+# benefit that also happens without a send, and a binary cost that does not.
+SHOP = (
+    Objective("purchase_value", kind="continuous", exists_for_none=True, value_scaled=True, loss="mse"),
+    Objective("visit", exists_for_none=True),
+    Objective("complaint", direction="minimize"),
+)
+SHOP_VALUES = np.array([[3.0, 0.2, 0.0], [7.5, 0.5, 0.01], [4.0, 0.3, 0.002]])
+
+
+def shop_group(values: np.ndarray = SHOP_VALUES, value: np.ndarray | None = None) -> FusionInputs:
+    groups = CandidateGroups.build(np.array([3]), np.array([NONE_CODE, PUSH, EMAIL]), np.array([0]), np.array([0]))
+    return FusionInputs(groups, values, value, objectives=SHOP)
+
+
+def test_any_objective_table_fuses_by_its_directions_and_value_scaling() -> None:
+    weights = FusionWeights(purchase_value=0.1, visit=1.0, complaint=50.0, send_cost=0.02)
+    value = np.array([1.0, 2.0, 1.0])
+    scores = fuse(shop_group(value=value), weights)
+    push = 0.1 * (2.0 * 7.5 - 3.0) + 1.0 * (0.5 - 0.2) - 50.0 * 0.01 - 0.02  # the cost is subtracted
+    email = 0.1 * (4.0 - 3.0) + 1.0 * (0.3 - 0.2) - 50.0 * 0.002 - 0.02
+    np.testing.assert_allclose(scores, [0.0, push, email], rtol=1e-5)
+    # Continuous predictions are values, not probabilities: they are not held to [0, 1].
+    assert shop_group().probabilities.max() == pytest.approx(7.5)
+
+
+def test_the_first_maximised_objective_is_the_unit_when_no_weight_names_it() -> None:
+    assert FusionWeights(visit=2.0).named(SHOP) == {"purchase_value": 1.0, "visit": 2.0, "complaint": 0.0}
+    assert FusionWeights().named(MESSAGING_OBJECTIVES)["conversion"] == 1.0
+    resolved = FusionWeights(complaint=3.0).resolved(SHOP)
+    assert resolved.to_dict()["purchase_value"] == 1.0 and resolved.to_dict()["visit"] == 0.0
+
+
+def test_product_form_refuses_a_weighted_continuous_cost() -> None:
+    table = (*SHOP[:2], Objective("refund_amount", kind="continuous", direction="minimize", loss="mse"))
+    groups = shop_group().groups
+    inputs = FusionInputs(groups, SHOP_VALUES, objectives=table)
+    with pytest.raises(InputError, match=r"\['refund_amount'\] are continuous costs"):
+        fuse(inputs, FusionWeights(refund_amount=1.0, form="product"))
+    with pytest.raises(InputError, match="refund_amount"):
+        TorchFusion(table, FusionWeights(refund_amount=1.0, form="product"))
+    assert fuse(inputs, FusionWeights(refund_amount=1.0)).shape == (3,)  # the sum form takes it
+    assert fuse(inputs, FusionWeights(form="product"))[0] == 0.0  # weight 0: the factor is not used
+
+
+# Weights of a table's objectives in table order (cut to its length), and the other settings.
+TORCH_CASES = {
+    "sum": ((1.0, 0.3, 0.5, 4.0), {"send_cost": 0.01}),
+    "log": ((2.0, 1.0, 0.0, 3.0), {"transform": "log", "floor": 0.02}),
+    "product": ((1.0, 0.5, 0.2, 3.0), {"form": "product", "send_cost": 0.001}),
+    "per_channel": ((2.0, 0.0, 1.0, 1.0), {"per_channel": {"push": {"send_cost": 0.05}}}),
+    "no_value": ((1.0, 0.2, 0.0, 0.0), {"use_value": False}),
+}
+
+
+@pytest.mark.parametrize("case", list(TORCH_CASES))
+@pytest.mark.parametrize("objectives", [MESSAGING_OBJECTIVES, SHOP], ids=["messaging", "shop"])
+def test_torch_fusion_equals_numpy_fusion_on_random_inputs(case: str, objectives) -> None:
+    by_position, settings = TORCH_CASES[case]
+    names = [o.name for o in objectives]
+    if "per_channel" in settings:  # a harsher cost (the table's last objective) on push only
+        settings = {"per_channel": {"push": {**settings["per_channel"]["push"], names[-1]: 8.0}}}
+    weights = FusionWeights(dict(zip(names, by_position, strict=False)), **settings)
+    rng = np.random.default_rng(len(case))
+    sizes = rng.integers(1, 6, 300)
+    channel = rng.integers(0, NONE_CODE, sizes.sum())
+    channel[np.cumsum(sizes) - sizes] = NONE_CODE
+    groups = CandidateGroups.build(sizes, channel, np.zeros(sizes.size), np.zeros(sizes.size))
+    values = rng.uniform(0, 0.6, (groups.n_candidates, len(objectives))).astype(np.float32)
+    values[:, [o.kind == "continuous" for o in objectives]] *= 20  # continuous: values, not probabilities
+    value = rng.uniform(0.5, 3.0, groups.n_candidates).astype(np.float32)
+    expected = fuse(FusionInputs(groups, values, value, objectives), weights)
+    baseline = torch.from_numpy(groups.starts[groups.group_of])
+    got = TorchFusion(objectives, weights)(
+        torch.from_numpy(values), torch.from_numpy(channel.astype(np.int64)), baseline, torch.from_numpy(value)
+    )
+    assert np.ptp(expected) > 0.01 and np.all(expected[groups.starts] == 0.0)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)  # float32 sums of terms up to ~10

@@ -7,7 +7,7 @@ import pytest
 
 from mtr.errors import InputError
 from mtr.scoring.groups import NONE_CODE, CandidateGroups
-from mtr.scoring.policy import FrequencyCap, PolicyConfig, decide
+from mtr.scoring.policy import FrequencyCap, PolicyConfig, decide, opportunity_probabilities
 
 PUSH, EMAIL = 0, 1
 
@@ -84,3 +84,24 @@ def test_bad_policy_configs_raise() -> None:
     groups, _ = two_groups()
     with pytest.raises(InputError, match=r"scores must be \[5\]"):
         decide(groups, np.zeros(4), PolicyConfig())
+
+
+@pytest.mark.parametrize("config", [PolicyConfig(threshold=0.05), PolicyConfig(threshold=0.05, temperature=0.2)])
+def test_probabilities_of_candidates_listed_in_any_order_within_their_opportunity(config: PolicyConfig) -> None:
+    groups, scores = two_groups()
+    expected = decide(groups, scores, config).dense()
+    # A caller's order: group 0 as (email, none, push), group 1 as (push, none).
+    order = np.array([2, 0, 1, 4, 3])
+    got = opportunity_probabilities(np.array([0, 3, 5]), groups.channel[order], scores[order], config)
+    np.testing.assert_allclose(got, expected[order], rtol=1e-6)
+    np.testing.assert_allclose([got[:3].sum(), got[3:].sum()], [1.0, 1.0], rtol=1e-6)
+
+
+def test_policy_configs_parse_from_their_json_form_and_name_bad_fields() -> None:
+    raw = {"threshold": 0.01, "temperature": None, "cap": {"max_sends": 2, "window_days": 3}}
+    assert PolicyConfig.from_dict(raw) == PolicyConfig(0.01, None, FrequencyCap(2, 3))
+    assert PolicyConfig.from_dict(raw).to_dict() == raw
+    with pytest.raises(InputError, match=r"policy: unknown field\(s\) \['temprature'\]"):
+        PolicyConfig.from_dict({"temprature": 0.1})
+    with pytest.raises(InputError, match=r"policy.cap: unknown field\(s\) \['days'\]"):
+        PolicyConfig.from_dict({"cap": {"days": 3}})

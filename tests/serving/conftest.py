@@ -13,9 +13,9 @@ import torch
 import yaml
 
 from mtr.schema import CHANNELS, NO_SEND, SCHEMA_CHECKPOINT_KEY, DatasetSchema
-from mtr.scoring.fusion import FusionWeights
 from mtr.scoring.operating_point import OperatingPoint
 from mtr.scoring.policy import PolicyConfig
+from mtr.scoring.weights import FusionWeights
 
 # Small settings of every architecture, as a run's config.yaml names them.
 ARCHITECTURES = {

@@ -14,9 +14,11 @@ from mtr.cli import main
 from mtr.data.batch import sparse_batch
 from mtr.data.preprocess import encode_features
 from mtr.models.checkpoint import load_trained_model
+from mtr.models.outputs import binary_tasks, task_predictions
 from mtr.scoring.candidates import score_candidates
-from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
+from mtr.scoring.fusion import FusionInputs, fuse
 from mtr.scoring.groups import CandidateGroups, channel_codes
+from mtr.scoring.weights import FusionWeights
 from mtr.serving.export import export_artifact, random_inputs
 from mtr.serving.program import ScoringProgram
 from mtr.serving.scorer import Scorer
@@ -40,7 +42,7 @@ def reference(checkpoint: Path, candidates: pl.DataFrame, fusion: FusionWeights)
     sizes = candidates.group_by("row_id", maintain_order=True).len()["len"].to_numpy()
     groups = CandidateGroups.build(sizes, channel, np.zeros(sizes.size), np.zeros(sizes.size))
     own = score_candidates(model, schema, candidates, channel.astype(np.int64))
-    return torch.sigmoid(logits).numpy(), fuse(FusionInputs(groups, own), fusion)
+    return task_predictions(logits, binary_tasks(schema)).numpy(), fuse(FusionInputs(groups, own), fusion)
 
 
 def test_artifact_scores_equal_the_checkpoint_for_every_architecture(
@@ -54,7 +56,7 @@ def test_artifact_scores_equal_the_checkpoint_for_every_architecture(
     probabilities, scores = reference(checkpoint, candidates, serving.fusion)
 
     columns = [f"p_{name}" for name in toy_schema.task_names]
-    assert scored.columns == [*columns, "score"]
+    assert scored.columns == [*columns, "score", "action_probability"]
     np.testing.assert_allclose(scored.select(columns).to_numpy(), probabilities, rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(scored["score"].to_numpy(), scores, rtol=0, atol=TOLERANCE)
     assert np.all(scored["score"].to_numpy()[candidates["channel"].to_numpy() == "none"] == 0.0)
@@ -138,7 +140,7 @@ def test_lightning_fit_export_score_matches_lightning_predict(serving, toy_datas
         + ["--out", str(tmp_path / "scores.parquet"), "--id_columns", "[logged]"]
     )
 
-    scores = pl.read_parquet(tmp_path / "scores.parquet").filter("logged").drop("logged", "score")
+    scores = pl.read_parquet(tmp_path / "scores.parquet").filter("logged").drop("logged", "score", "action_probability")
     lightning = pl.read_parquet(predictions)
     assert scores.columns == lightning.columns and scores.height == lightning.height == test_rows.height
     assert scores["row_id"].to_list() == lightning["row_id"].to_list()

@@ -8,6 +8,10 @@ import pytest
 
 from mtr.cli import main
 from mtr.errors import InputError
+from mtr.scoring.operating_point import OperatingPoint
+from mtr.scoring.policy import PolicyConfig
+from mtr.scoring.weights import FusionWeights
+from mtr.serving.export import export_artifact
 from mtr.serving.scorer import Scorer
 
 
@@ -73,7 +77,8 @@ def test_score_command_writes_ids_probabilities_and_scores(mmoe_artifact, candid
     )
     assert f"scores: {out} ({candidates.height} candidates)" in capsys.readouterr().out
     scores = pl.read_parquet(out)
-    assert scores.columns == ["row_id", "candidate_id", *(f"p_{t}" for t in toy_schema.task_names), "score"]
+    tasks = [f"p_{t}" for t in toy_schema.task_names]
+    assert scores.columns == ["row_id", "candidate_id", *tasks, "score", "action_probability"]
     assert scores["candidate_id"].to_list() == candidates["candidate_id"].to_list()
     sends = scores.filter(pl.col("score") != 0)
     assert sends.height == candidates.filter(pl.col("channel") != "none").height  # none scores exactly 0
@@ -82,3 +87,55 @@ def test_score_command_writes_ids_probabilities_and_scores(mmoe_artifact, candid
             ["score", "--artifact", str(mmoe_artifact), "--input", str(tmp_path / "candidates.parquet")]
             + ["--out", str(out), "--id_columns", "[offer_id]"]
         )
+
+
+def _by_opportunity(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    return frame.partition_by("row_id", maintain_order=True)
+
+
+def _scored(serving, toy_schema, candidates, folder, policy: PolicyConfig) -> tuple[pl.DataFrame, dict]:
+    """Scores of `candidates` by an MMoE exported with `policy` (the toy model's sends score about -2.6 to -0.8)."""
+    point = OperatingPoint(serving.fusion, policy)
+    checkpoint = serving.write_run(folder / "run", toy_schema, "mmoe")
+    manifest = export_artifact(checkpoint, point.save(folder / "w.json"), folder / "artifact", aoti=False)
+    scored = Scorer.load(folder / "artifact").score(candidates)
+    return scored.with_columns(candidates["row_id"], candidates["channel"]), manifest
+
+
+def test_a_deterministic_point_gives_probability_1_to_the_best_send_past_the_threshold(
+    serving, toy_schema, scorer, candidates, tmp_path
+):
+    scored, manifest = _scored(serving, toy_schema, candidates, tmp_path, PolicyConfig(threshold=-1.2))
+    assert "threshold -1.2" in manifest["decision"]["rule"]
+    sends = 0
+    for opportunity in _by_opportunity(scored):
+        best = opportunity.filter(pl.col("channel") != "none")["score"].max()
+        chosen = opportunity.filter(pl.col("action_probability") == 1.0)
+        assert chosen.height == 1 and opportunity["action_probability"].sum() == 1.0
+        assert chosen["score"][0] == best if best > -1.2 else chosen["channel"][0] == "none"
+        sends += int(best > -1.2)
+    assert 0 < sends < scored["row_id"].n_unique()  # both outcomes occur, so the check is not trivial
+    # The policy does not change the scores: the default artifact (threshold 0.002) sends nothing here.
+    np.testing.assert_array_equal(scored["score"].to_numpy(), scorer.score(candidates)["score"].to_numpy())
+    none = scorer.score(candidates).filter(candidates["channel"] == "none")
+    assert (none["action_probability"] == 1.0).all()
+
+
+def test_a_softmax_point_is_exported_with_its_temperature_and_scores_its_probabilities(
+    serving, toy_schema, candidates, tmp_path
+):
+    soft, manifest = _scored(serving, toy_schema, candidates, tmp_path, PolicyConfig(threshold=-1.2, temperature=0.3))
+    assert manifest["policy"]["temperature"] == 0.3 and "softmax" in manifest["decision"]["rule"]
+    for opportunity in _by_opportunity(soft):
+        logits = np.where(opportunity["channel"] == "none", -1.2, opportunity["score"]) / 0.3
+        expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        np.testing.assert_allclose(opportunity["action_probability"].to_numpy(), expected, rtol=1e-5, atol=1e-7)
+    assert 0.0 < soft["action_probability"].min() and soft["action_probability"].max() < 0.99  # no argmax in disguise
+
+
+def test_export_refuses_weights_on_objectives_the_model_does_not_predict(serving, toy_schema, tmp_path):
+    point = OperatingPoint(FusionWeights(conversion=1.0, purchase_value=0.5))
+    checkpoint = serving.write_run(tmp_path / "run", toy_schema, "single_task")
+    with pytest.raises(InputError, match=r"\['purchase_value'\], which are not objectives"):
+        export_artifact(checkpoint, point.save(tmp_path / "w.json"), tmp_path / "artifact", aoti=False)
+    assert not (tmp_path / "artifact").exists()

@@ -20,18 +20,13 @@ import polars as pl
 from mtr.errors import InputError
 from mtr.experiments.report import write_results
 from mtr.experiments.targets import TargetPolicy
-from mtr.models.checkpoint import load_trained_model
 from mtr.ope.estimators import ESTIMATORS, LoggedFeedback, evaluate
-from mtr.ope.feedback import dataset_feedback
-from mtr.schema import OBJECTIVES, DatasetSchema
-from mtr.scoring.candidates import (
-    CandidateTable,
-    candidate_model_rows,
-    score_candidates,
-    simulator_candidates,
-)
-from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
+from mtr.ope.problem import simulator_scored
+from mtr.schema import DatasetSchema
+from mtr.scoring.candidates import CandidateTable
+from mtr.scoring.fusion import FusionInputs, fuse
 from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
+from mtr.scoring.weights import FusionWeights
 
 
 @dataclass(frozen=True)
@@ -70,31 +65,19 @@ class SimulatorLog:
     """Everything the evaluation needs that no target policy changes."""
 
     candidates: CandidateTable
-    feedback: LoggedFeedback  # rewards: the 4 objectives and send volume
-    predicted: np.ndarray  # [N, 4] the model's probabilities
-    truth: np.ndarray  # [N, 5] true probabilities (and send indicator) of every candidate
+    inputs: FusionInputs  # the model's [N, K] predictions and the objective table
+    feedback: LoggedFeedback  # rewards: the K objectives and send volume
+    truth: np.ndarray  # [N, K + 1] true probabilities (and send indicator) of every candidate
     fold: np.ndarray  # [G] user fold of each opportunity
 
 
 def load_simulator_log(config: SimulatorOpeConfig) -> SimulatorLog:
-    """Candidates, model probabilities, oracle truth and logged rewards of the evaluated days."""
-    from mtr.sim.oracle import Oracle
-
-    model, schema = load_trained_model(config.run, config.checkpoint)
+    """Candidates, model predictions, oracle truth and logged rewards of the evaluated days."""
     rows = _evaluated_rows(Path(config.dataset), config.first_day, config.days)
-    oracle = Oracle.load(config.events)
-    candidates = simulator_candidates(config.events, rows, oracle)
-    predicted = score_candidates(model, schema, candidate_model_rows(candidates.frame, rows), candidates.groups.channel)
-    true = oracle.probabilities(
-        candidates.frame.select("row_id", "message_id", "channel", "hour").rename({"row_id": "opportunity_id"})
-    )
-    truth = np.column_stack(
-        [true[f"p_{o}"].fill_null(0.0).to_numpy() for o in OBJECTIVES] + [candidates.groups.is_send().astype(float)]
-    )
-    feedback = dataset_feedback(candidates, rows, schema, predicted)
+    candidates, problem = simulator_scored(config.run, config.checkpoint, rows, config.events)
     user = candidates.groups.user
     fold = (user * 2654435761 % 2**32) % config.folds  # a fixed hash of the user index
-    return SimulatorLog(candidates, feedback, predicted, truth, fold)
+    return SimulatorLog(candidates, problem.inputs, problem.feedback, problem.truth, fold)
 
 
 def _evaluated_rows(dataset: Path, first_day: int, days: int) -> pl.DataFrame:
@@ -117,7 +100,7 @@ def target_decision(log: SimulatorLog, policy: TargetPolicy) -> PolicyDecision:
         return PolicyDecision(groups, probabilities=1.0 / groups.sizes[groups.group_of])
     if policy.kind != "fused":
         raise InputError(f"policy '{policy.name}': kind must be logging, uniform or fused, got {policy.kind!r}")
-    scores = fuse(FusionInputs(groups, log.predicted), FusionWeights(**policy.weights))
+    scores = fuse(log.inputs, FusionWeights.from_dict(policy.weights, f"policy '{policy.name}': weights"))
     return decide(groups, scores, PolicyConfig(threshold=policy.threshold, temperature=policy.temperature))
 
 
@@ -169,26 +152,32 @@ def run_simulator_ope(out: Path, config: SimulatorOpeConfig) -> dict:
 
 
 def results_table(results: dict) -> str:
-    """Markdown: one row per policy and reward with truth, the three estimates and their relative errors."""
+    """Markdown: one row per policy and reward with truth, every estimate and its relative error."""
+    names = " | ".join(name.upper() for name in ESTIMATORS)
     lines = [
         "# Off-policy estimates against the simulator's truth",
         "",
         f"Written by `mtr ope simulator`: {results['opportunities']:,} opportunities, "
         f"{results['candidates']:,} candidates. Relative error = (estimate - truth) / truth.",
         "",
-        "| policy | send rate | reward | truth | IPS | SNIPS | DR | DR 95% CI | ESS |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| policy | send rate | reward | truth | {names} | DR 95% CI | ESS |",
+        "| --- " * (len(ESTIMATORS) + 6) + "|",
     ]
     for policy, result in results["policies"].items():
         for reward, e in result["rewards"].items():
-            cells = [f"{e[n]['value']:.4f} ({e[n]['relative_error']:+.1%})" for n in ESTIMATORS]
+            cells = [f"{e[n]['value']:.4f} ({_relative(e[n]['relative_error'])})" for n in ESTIMATORS]
             lines.append(
                 f"| {policy} | {result['send_rate']:.3f} | {reward} | {e['truth']:.4f} | {' | '.join(cells)} | "
                 f"[{e['dr']['ci_low']:.4f}, {e['dr']['ci_high']:.4f}] | {e['ess']:.0f} |"
             )
     lines += ["", "95% interval coverage of the truth over user folds x rewards:", ""]
-    lines += ["| policy | IPS | SNIPS | DR |", "| --- | --- | --- | --- |"]
+    lines += [f"| policy | {names} |", "| --- " * (len(ESTIMATORS) + 1) + "|"]
     for policy, result in results["policies"].items():
         coverage = result["fold_coverage"]
         lines.append(f"| {policy} | " + " | ".join(f"{coverage[n]:.0%}" for n in ESTIMATORS) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _relative(error: float | None) -> str:
+    """A relative error as a signed percentage; none when the truth is 0."""
+    return "n/a" if error is None else f"{error:+.1%}"

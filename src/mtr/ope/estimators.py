@@ -2,96 +2,168 @@
 
 For every logged opportunity i (one group of candidates) with logged action a_i, logging propensity
 mu_i = mu(a_i | x_i), reward r_ik for reward k and the target policy's probability pi_i = pi(a_i | x_i),
-with importance weight w_i = pi_i / mu_i:
+the importance weight is w_i = pi_i / mu_i. Every estimator here is a weighted mean over the rows where
+reward k is observed (`Estimator`), registered by name in `ESTIMATORS`:
 
-    IPS    V = mean_i  w_i r_ik
+    IPS    V = sum_i w_i r_ik / n
     SNIPS  V = sum_i w_i r_ik / sum_i w_i
-    DR     V = mean_i [ sum_a pi(a | x_i) rhat_k(x_i, a) + w_i (r_ik - rhat_k(x_i, a_i)) ]
+    DR     V = sum_i [ sum_a pi(a | x_i) rhat_k(x_i, a) + w_i (r_ik - rhat_k(x_i, a_i)) ] / n
 
-with rhat the reward model (the multi-task model's predictions: the direct method). Standard errors
-come from each estimator's per-row influence values (for SNIPS by the delta method), 95% intervals
-by the normal approximation, and the effective sample size is (sum w)^2 / sum w^2.
+with rhat the reward model (the multi-task model's predictions: the direct method). Standard errors come
+from each row's influence value a_i (y_i - V) / mean(a) of the weighted mean (the delta method for SNIPS's
+ratio; plain centring for a mean), 95% intervals by the normal approximation, and the effective sample
+size is (sum w)^2 / sum w^2. Adding an estimator is one `register(Estimator(...))`: `evaluate` and the
+Pareto study's vectorised evaluator (`mtr.ope.evaluator`) both run every registered estimator's terms.
 
 Missing labels: a reward whose label is missing for a row (an immature window, a task without a label
 on that channel) is estimated on the rows that have it. The estimate is then the policy's value on
 the opportunities whose label exists, which equals the value on all opportunities when labels are
 missing independently of the action (true for maturity, which depends on time only).
-
-Send volume is a reward too: r = 1 when the logged action is a send, and its reward model is exact.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.scoring.groups import CandidateGroups
+from mtr.ope.logged import SEND_VOLUME, LoggedFeedback
 from mtr.scoring.policy import PolicyDecision
 
+__all__ = ["ESTIMATORS", "SEND_VOLUME", "Estimate", "Estimator", "LoggedFeedback", "evaluate", "register"]
 Z_95 = 1.959963984540054
-ESTIMATORS = ("ips", "snips", "dr")
-SEND_VOLUME = "send_volume"
 
 
 @dataclass(frozen=True)
-class LoggedFeedback:
-    """The logs, aligned with a candidate structure, with everything OPE needs that no policy changes.
+class PolicyRows:
+    """A target policy's per-row inputs of the estimators, reward-major [K, G] (0 where a reward is missing).
 
-    Args:
-        groups: the candidate structure; group g is logged opportunity g.
-        logged_index: [G] global candidate index of the logged action.
-        propensity: [G] logging policy's probability of the logged action, in (0, 1].
-        rewards: [G, K] observed rewards (0 where missing).
-        mask: [G, K] bool, True where the reward is observed.
-        predicted: [N, K] reward model's prediction for every candidate (for DR), or None.
-        reward_names: K names.
+    Attributes:
+        weight: importance weights w_i.
+        rewards: observed rewards.
+        observed: 1.0 where the reward is observed.
+        n: [K] observed rows per reward.
+        residual: r - rhat(logged action), or None without a reward model.
+        direct: sum_a pi(a) rhat(a), the direct method's term, or None without a reward model.
     """
 
-    groups: CandidateGroups
-    logged_index: np.ndarray
-    propensity: np.ndarray
+    weight: np.ndarray
     rewards: np.ndarray
-    mask: np.ndarray
-    predicted: np.ndarray | None
-    reward_names: tuple[str, ...]
+    observed: np.ndarray
+    n: np.ndarray
+    residual: np.ndarray | None
+    direct: np.ndarray | None
+
+    @classmethod
+    def of(cls, feedback: LoggedFeedback, target: PolicyDecision) -> PolicyRows:
+        weight = target.probability_of(feedback.logged_index) / feedback.propensity  # [G]
+        # Reward-major [K, G] arrays, so that every per-reward sum runs over contiguous memory.
+        observed, rewards = feedback.by_reward
+        residual = direct = None
+        if feedback.predicted is not None:
+            residual = rewards - feedback.logged_prediction
+            direct = np.ascontiguousarray(target.expectation(feedback.predicted).T)  # [K, G]
+        return cls(weight * observed, rewards, observed, observed.sum(axis=1), residual, direct)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """One estimator: a weighted mean V = sum_i a_i y_i / sum_i a_i over the observed rows of a reward, with
+
+        IPS-like:  a_i = 1,        y_i = g(w_i) r_i
+        self-normalised:  a_i = g(w_i),  y_i = r_i
+        doubly robust:  a_i = 1,   y_i = dm_i + g(w_i) (r_i - rhat_i)
+
+    where g transforms importance weights (identity, or clipping) and dm_i = sum_a pi(a | x_i) rhat(x_i, a).
+    Each row's influence value is a_i (y_i - V) / mean(a), from which the standard error follows.
+
+    Args:
+        name: the name results and configs use (`estimator: dr`).
+        doubly_robust: add the direct method's term and weight the residuals (needs the reward model).
+        self_normalised: weight rows by g(w) (the sum of the weights replaces the row count); not with
+            doubly_robust.
+        transform: g, elementwise on importance weights; it must map 0 to 0 (rows the policy never takes
+            contribute nothing but their direct term). None: the identity.
+    """
+
+    name: str
+    doubly_robust: bool = False
+    self_normalised: bool = False
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
-        g, k = self.groups.n_groups, len(self.reward_names)
-        if self.logged_index.shape != (g,) or self.propensity.shape != (g,):
-            raise InputError(f"logged feedback: logged_index and propensity must be [{g}]")
-        if self.rewards.shape != (g, k) or self.mask.shape != (g, k):
-            raise InputError(f"logged feedback: rewards and mask must be [{g}, {k}] ({list(self.reward_names)})")
-        inside = (self.logged_index >= self.groups.starts) & (self.logged_index < self.groups.offsets[1:])
-        if not np.all(inside):
-            raise InputError(f"logged feedback: {int((~inside).sum())} logged actions are not among their candidates")
-        if not np.all((self.propensity > 0) & (self.propensity <= 1)):
-            raise InputError("logged feedback: column 'propensity' must be in (0, 1] (logged actions need support)")
-        if self.predicted is not None and self.predicted.shape != (self.groups.n_candidates, k):
-            raise InputError(f"logged feedback: predicted rewards must be [{self.groups.n_candidates}, {k}]")
+        if self.doubly_robust and self.self_normalised:
+            raise InputError(f"estimator '{self.name}': a weighted mean is either self-normalised or doubly robust")
 
-    @cached_property
-    def by_reward(self) -> tuple[np.ndarray, np.ndarray]:
-        """[K, G] float64 masks and masked rewards, reward-major (computed once)."""
-        observed = np.ascontiguousarray(self.mask.T, dtype=np.float64)
-        return observed, np.ascontiguousarray(self.rewards.T, dtype=np.float64) * observed
+    def applies(self, has_model: bool) -> bool:
+        """Whether the estimator can run: doubly robust ones need the reward model's predictions."""
+        return has_model or not self.doubly_robust
 
-    @cached_property
-    def logged_prediction(self) -> np.ndarray:
-        """[K, G] the reward model's prediction for each logged action (needs `predicted`)."""
-        return np.ascontiguousarray(self.predicted[self.logged_index].T, dtype=np.float64)
+    def terms(self, weight: Any, rewards: Any, residual: Any, direct: Any, observed: Any) -> tuple[Any, Any]:
+        """Per-row weights a and values y of the weighted mean, elementwise in any layout (a = 0 unobserved)."""
+        g = weight if self.transform is None else self.transform(weight)
+        if self.self_normalised:
+            return g, rewards
+        return observed, (direct + g * residual) if self.doubly_robust else g * rewards
 
-    def with_send_volume(self) -> LoggedFeedback:
-        """The same logs with one more reward, send volume (exactly modelled: 1 for sends)."""
-        is_send = self.groups.is_send()
-        rewards = np.column_stack([self.rewards, is_send[self.logged_index]])
-        mask = np.column_stack([self.mask, np.ones(self.groups.n_groups, dtype=bool)])
-        predicted = None if self.predicted is None else np.column_stack([self.predicted, is_send])
-        return LoggedFeedback(
-            self.groups, self.logged_index, self.propensity, rewards, mask, predicted, (*self.reward_names, SEND_VOLUME)
-        )
+    def estimate(self, rows: PolicyRows) -> tuple[np.ndarray, np.ndarray]:
+        """[K] values and [K] standard errors for a target policy's reward-major rows."""
+        a, y = self.terms(rows.weight, rows.rewards, rows.residual, rows.direct, rows.observed)
+        total = a.sum(axis=1)
+        value = (a * y).sum(axis=1) / np.where(total > 0, total, np.nan)
+        influence = a * (y - value[:, None])
+        if self.self_normalised:  # the delta method of a ratio: divide by the mean weight
+            influence /= (total / np.maximum(rows.n, 1))[:, None]
+        return value, _standard_errors(influence, rows.n)
+
+    def logged_terms(
+        self, weight: np.ndarray, rewards: np.ndarray, residual: np.ndarray | None, observed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """[G, K] a * y without the direct term, and a, for a policy taking each logged action (`sparse_value`)."""
+        a, y = self.terms(weight, rewards, residual, 0.0, observed)
+        return a * y, a
+
+    def sparse_value(
+        self, weighted: np.ndarray, a: np.ndarray, matched: np.ndarray, direct: np.ndarray | None, n: np.ndarray
+    ) -> np.ndarray:
+        """[K] value of a policy whose importance weights are 0 except on the `matched` rows (a deterministic
+        policy that takes the logged action there): there the weights are 1 / mu, elsewhere only the direct
+        term counts.
+
+        Args:
+            weighted, a: [G, K] `logged_terms` with w = 1 / mu.
+            matched: [M] the rows where the policy takes the logged action.
+            direct: [K] sum of the direct term over the observed rows (doubly robust estimators).
+            n: [K] observed rows.
+        """
+        total = weighted[matched].sum(axis=0)
+        if self.doubly_robust:
+            total = direct + total
+        count = a[matched].sum(axis=0) if self.self_normalised else n
+        return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0)
+
+
+ESTIMATORS: dict[str, Estimator] = {}
+
+
+def register(estimator: Estimator) -> Estimator:
+    """Add an estimator to the registry (replacing one of the same name); returns it."""
+    ESTIMATORS[estimator.name] = estimator
+    return estimator
+
+
+def get_estimator(name: str) -> Estimator:
+    if name not in ESTIMATORS:
+        raise InputError(f"estimator must be one of {list(ESTIMATORS)}, got {name!r}")
+    return ESTIMATORS[name]
+
+
+register(Estimator("ips"))
+register(Estimator("snips", self_normalised=True))
+register(Estimator("dr", doubly_robust=True))
 
 
 @dataclass(frozen=True)
@@ -134,26 +206,23 @@ class OffPolicyResult:
         }
 
 
-def evaluate(feedback: LoggedFeedback, target: PolicyDecision) -> OffPolicyResult:
-    """IPS, SNIPS and (with predicted rewards) DR estimates of each reward's mean under `target`.
+def evaluate(
+    feedback: LoggedFeedback, target: PolicyDecision, estimators: Iterable[str] | None = None
+) -> OffPolicyResult:
+    """Every registered estimator's estimate (or those named) of each reward's mean under `target`.
 
-    All rewards are handled at once; a reward's missing rows contribute nothing.
+    All rewards are handled at once; a reward's missing rows contribute nothing. Doubly robust estimators
+    run only when the feedback has the reward model's predictions.
 
     Args:
         feedback: the logs aligned with the candidates.
         target: the target policy's action distribution over the same candidates.
+        estimators: names of registered estimators; default: all.
     """
-    weight = target.probability_of(feedback.logged_index) / feedback.propensity  # [G]
-    # Reward-major [K, G] arrays, so that every per-reward sum runs over contiguous memory.
-    observed, rewards = feedback.by_reward
-    n = observed.sum(axis=1)  # [K]
-    w = weight * observed  # [K, G], 0 where the reward is missing
-    estimates = {"ips": _mean_estimates(w * rewards, observed, n), "snips": _snips(w, rewards, observed, n)}
-    if feedback.predicted is not None:
-        direct = np.ascontiguousarray(target.expectation(feedback.predicted).T)  # [K, G]: sum_a pi(a) rhat(a)
-        dr_terms = (direct + w * (rewards - feedback.logged_prediction)) * observed
-        estimates["dr"] = _mean_estimates(dr_terms, observed, n)
-    total, squares = w.sum(axis=1), (w**2).sum(axis=1)
+    rows = PolicyRows.of(feedback, target)
+    chosen = [get_estimator(name) for name in (ESTIMATORS if estimators is None else estimators)]
+    estimates = {e.name: e.estimate(rows) for e in chosen if e.applies(rows.direct is not None)}
+    total, squares = rows.weight.sum(axis=1), (rows.weight**2).sum(axis=1)
     ess = np.divide(total**2, squares, out=np.zeros_like(total), where=squares > 0)
     names = feedback.reward_names
     return OffPolicyResult(
@@ -161,15 +230,9 @@ def evaluate(feedback: LoggedFeedback, target: PolicyDecision) -> OffPolicyResul
             reward: {e: Estimate(float(value[k]), float(se[k])) for e, (value, se) in estimates.items()}
             for k, reward in enumerate(names)
         },
-        {reward: int(n[k]) for k, reward in enumerate(names)},
+        {reward: int(rows.n[k]) for k, reward in enumerate(names)},
         {reward: float(ess[k]) for k, reward in enumerate(names)},
     )
-
-
-def _mean_estimates(terms: np.ndarray, observed: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-reward mean of the observed rows of [K, G] terms (0 elsewhere) and its standard error."""
-    mean = terms.sum(axis=1) / np.where(n > 0, n, np.nan)
-    return mean, _standard_errors(terms - mean[:, None] * observed, n)
 
 
 def _standard_errors(centred: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -178,18 +241,11 @@ def _standard_errors(centred: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.sqrt(squares / np.where(n > 1, n - 1, np.nan) / np.where(n > 0, n, np.nan))
 
 
-def _snips(w: np.ndarray, rewards: np.ndarray, observed: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Self-normalised IPS of [K, G] masked weights and rewards: sum w r / sum w, delta-method errors."""
-    total = w.sum(axis=1)
-    value = (w * rewards).sum(axis=1) / np.where(total > 0, total, np.nan)
-    influence = w * (rewards - value[:, None]) / (total / np.maximum(n, 1))[:, None]  # 0 where w is 0
-    return value, _standard_errors(influence, n)
-
-
 def snips(weight: np.ndarray, reward: np.ndarray) -> Estimate:
     """Self-normalised IPS of one reward: sum w r / sum w, with the delta-method standard error."""
     observed = np.ones((1, weight.size))
-    value, se = _snips(weight[None, :], reward[None, :], observed, observed.sum(axis=1))
+    rows = PolicyRows(weight[None, :], reward[None, :], observed, observed.sum(axis=1), None, None)
+    value, se = ESTIMATORS["snips"].estimate(rows)
     return Estimate(float(value[0]), float(se[0]))
 
 

@@ -1,8 +1,8 @@
-"""Fast evaluation of one deterministic fused policy: the inner loop of the Pareto study.
+"""Fast evaluation of fused policies: the inner loop of the Pareto study.
 
-A trial is a weight vector and a threshold; its value is the off-policy estimate of each reward. The
-general path (`fuse` -> `decide` -> `ope.evaluate`) recomputes group structure and every estimator
-with its standard error for each trial. Here everything that no trial changes is done once:
+A trial is a weight vector and a policy; its value is the off-policy estimate of each reward. The general
+path (`fuse` -> `decide` -> the estimators' terms over every row) serves any policy. For the common
+deterministic sum-form policy, everything that no trial changes is done once:
 
 1. **Dominated candidates are pruned.** In the sum form a send's score is `w . T_c - cost[channel]`
    with T_c the signed, none-relative terms (`FusionInputs.sum_terms`) and w >= 0. When another send
@@ -10,26 +10,32 @@ with its standard error for each trial. Here everything that no trial changes is
    or equal and earlier), its score is at least as large for every non-negative w, so the argmax never
    picks the pruned one. Exact except for exact score ties, which need a zero weight on every
    objective in which the two differ (a probability-zero event for continuously sampled weights).
-2. **Groups are bucketed by their number of kept sends**, so that fusion is one matrix-vector
-   product per bucket and the policy one `argmax` along a dense axis, with no ragged reductions.
-3. **Off-policy estimates use the policy's sparsity**: a deterministic policy matches the logged
-   action in a few groups only, so IPS and SNIPS are sums over those; DR's direct term is one gather
-   of the reward model at the chosen candidates.
+2. **Groups are bucketed by their number of kept sends**, so that fusion (`ChannelWeights.send_scores`,
+   the same code `fuse` runs) is one matrix-vector product per bucket and the policy one `argmax` along
+   a dense axis, with no ragged reductions.
+3. **Off-policy estimates use the policy's sparsity**: a deterministic policy matches the logged action
+   in a few groups only, and every registered estimator's importance-weighted terms vanish elsewhere, so
+   their sums run over those rows (`Estimator.sparse_value`); the direct term is one gather of the reward
+   model at the chosen candidates.
 
 The results equal the general path's (tests check decisions and estimates against it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.ope.estimators import ESTIMATORS, LoggedFeedback
-from mtr.scoring.fusion import FusionInputs, FusionWeights, fuse
+from mtr.ope.estimators import Estimator, PolicyRows, get_estimator
+from mtr.ope.logged import LoggedFeedback
+from mtr.scoring.fusion import ChannelWeights, FusionInputs, fuse
 from mtr.scoring.groups import NONE_CODE
-from mtr.scoring.policy import PolicyConfig, decide
+from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
+from mtr.scoring.weights import FusionWeights
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,9 @@ class SendBucket:
     Attributes:
         groups: [G_s] group indices.
         candidates: [G_s, s] global candidate indices of the kept sends, in the original order.
-        terms: [4, G_s * s] float32 sum terms of those candidates, objective-major (columns follow `candidates`
+        terms: [K, G_s * s] float32 sum terms of those candidates, objective-major (columns follow `candidates`
             row-major), so that fusion is one BLAS matrix-vector product.
-        channel: [G_s, s] int8 channel codes.
+        channel: [G_s * s] int8 channel codes (following `candidates` row-major).
     """
 
     groups: np.ndarray
@@ -78,24 +84,29 @@ def dominated_sends(terms: np.ndarray, channel: np.ndarray, group_of: np.ndarray
     return out
 
 
-class DeterministicEvaluator:
-    """Decisions and off-policy estimates of deterministic fused policies over one logged problem.
+class PolicyEvaluator:
+    """Decisions, off-policy estimates and true values of fused policies over one logged problem.
+
+    Deterministic sum-form policies without caps take the fast path of the module docstring; any other
+    policy (softmax, product form, caps) goes through `fuse` -> `decide` and the estimators' general terms.
 
     Args:
-        inputs: the fusion inputs (candidates and the model's probabilities).
+        inputs: the fusion inputs (candidates and the model's predictions).
         feedback: the logs aligned with the same candidates (rewards incl. send volume, predictions for DR).
         template: fusion settings no trial changes (transform, form, floor, use_value).
         truth: optional [N, K] true reward probabilities per candidate (simulator), same columns as the rewards.
         prune: drop dominated candidates (sum form only; see the module docstring).
+        estimators: registered estimators whose per-row terms are prepared here (others on first use).
     """
 
     def __init__(
         self,
         inputs: FusionInputs,
         feedback: LoggedFeedback,
-        template: FusionWeights = FusionWeights(),  # noqa: B008 (frozen dataclass)
+        template: FusionWeights = FusionWeights(),  # noqa: B008 (immutable)
         truth: np.ndarray | None = None,
         prune: bool = True,
+        estimators: Sequence[str] = (),
     ) -> None:
         self.inputs, self.feedback, self.template = inputs, feedback, template
         groups = inputs.groups
@@ -106,80 +117,83 @@ class DeterministicEvaluator:
         self.buckets: list[SendBucket] = []
         self.kept = groups.n_candidates
         if self.fast:
-            terms = inputs.sum_terms(template.transform, template.floor, template.use_value)
+            terms = inputs.sum_terms(template.transform, template.floor, template.use_value)  # [K, N]
             keep = groups.is_send()
             if prune:
-                keep &= ~dominated_sends(terms, groups.channel, groups.group_of)
+                keep &= ~dominated_sends(terms.T, groups.channel, groups.group_of)
             self.kept = int(keep.sum()) + groups.n_groups
             self.buckets = _buckets(terms, groups.channel, groups.group_of, keep, groups.n_groups)
-        self._prepare_estimates()
-
-    def _prepare_estimates(self) -> None:
-        """Per-group constants of the estimators: [G, K] float64, reward-masked."""
-        fb = self.feedback
-        observed = fb.mask.astype(np.float64)
-        inverse = 1.0 / fb.propensity
+        observed = feedback.mask.astype(np.float64)
         self.n = observed.sum(axis=0)
-        self.weighted_reward = fb.rewards * observed * inverse[:, None]  # IPS numerator per matched row
-        self.weight = observed * inverse[:, None]  # SNIPS denominator per matched row
         self.observed = np.ascontiguousarray(observed.T)  # [K, G]
-        self.all_observed = bool(fb.mask.all())
-        self.dr_correction = None
+        self.all_observed = bool(feedback.mask.all())
         # Reward-major [K, N] copies: one contiguous gather per reward is faster than a gather of [N, K] rows.
-        self.predicted = None if fb.predicted is None else np.ascontiguousarray(fb.predicted.T)
-        self.truth_by_reward = None if self.truth is None else np.ascontiguousarray(self.truth.T, dtype=np.float64)
-        if fb.predicted is not None:
-            self.dr_correction = (fb.rewards - fb.predicted[fb.logged_index]) * observed * inverse[:, None]
+        self.predicted = None if feedback.predicted is None else np.ascontiguousarray(feedback.predicted.T)
+        self.truth_by_reward = None if truth is None else np.ascontiguousarray(truth.T, dtype=np.float64)
+        self._logged_terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for estimator in map(get_estimator, estimators):  # now rather than in the first trial
+            if estimator.applies(self.predicted is not None):
+                self._terms(estimator)
 
-    def chosen(self, weights: FusionWeights, policy: PolicyConfig) -> np.ndarray:
-        """[G] global index of the candidate each opportunity's policy picks (as `decide` would)."""
+    def decide(self, weights: FusionWeights, policy: PolicyConfig) -> PolicyDecision:
+        """The policy's decision over every opportunity's candidates (as `decide(fuse(...))` gives it)."""
         groups = self.inputs.groups
-        if policy.temperature is not None:
-            raise InputError("pareto: the study searches deterministic policies (policy temperature must be None)")
-        if not self.fast or policy.cap is not None:
-            return decide(groups, fuse(self.inputs, weights), policy).chosen
-        matrix = weights.matrix()  # [4 channel codes, 5]
-        sends = matrix[:NONE_CODE]
-        uniform = bool(np.all(sends == sends[0]))
+        if not self._fast(weights, policy):
+            return decide(groups, fuse(self.inputs, weights), policy)
+        channel_weights = ChannelWeights.of(weights, self.inputs.objectives)
         chosen = groups.starts.copy()
         threshold = np.float32(policy.threshold)
         for bucket in self.buckets:
-            # einsum, not `@`: a multi-threaded BLAS matrix-vector product was 6x slower on a busy 2-core machine.
-            if uniform:
-                scores = np.einsum("k,kn->n", sends[0, :4], bucket.terms) - sends[0, 4]
-            else:
-                row = sends[bucket.channel.ravel()].T  # [5, G_s * s]
-                scores = np.einsum("kn,kn->n", bucket.terms, row[:4]) - row[4]
+            scores = channel_weights.send_scores(bucket.terms, bucket.channel)
             size = bucket.candidates.shape[1]
             # First maximum: the earliest candidate, as in `decide`; flat positions avoid 2-D fancy indexing.
             best = scores.reshape(-1, size).argmax(axis=1) + np.arange(0, scores.size, size)
             send = np.take(scores, best) > threshold  # a send must beat "none" (ties go to none, as in `decide`)
             chosen[bucket.groups] = np.where(send, np.take(bucket.candidates, best), chosen[bucket.groups])
-        return chosen
+        return PolicyDecision(groups, chosen=chosen)
 
-    def estimate(self, chosen: np.ndarray, estimator: str) -> np.ndarray:
-        """[K] the estimator's value of each reward per opportunity for the deterministic choice `chosen` [G]."""
-        if estimator not in ESTIMATORS:
-            raise InputError(f"pareto: estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
-        matched = np.flatnonzero(chosen == self.feedback.logged_index)
-        numerator = self.weighted_reward[matched].sum(axis=0)
-        if estimator == "ips":
-            return numerator / self.n
-        if estimator == "snips":
-            total = self.weight[matched].sum(axis=0)
-            return np.divide(numerator, total, out=np.full_like(numerator, np.nan), where=total > 0)
-        if self.dr_correction is None:
-            raise InputError("pareto: estimator 'dr' needs the model's predictions of every candidate")
-        return (self._direct(self.predicted, chosen) + self.dr_correction[matched].sum(axis=0)) / self.n
+    def _fast(self, weights: FusionWeights, policy: PolicyConfig) -> bool:
+        """Whether the buckets serve this trial: a deterministic, uncapped policy over the template's terms."""
+        terms = ("form", "transform", "floor", "use_value")
+        same = all(getattr(weights, name) == getattr(self.template, name) for name in terms)
+        return self.fast and same and policy.cap is None and not policy.stochastic
 
-    def true_value(self, chosen: np.ndarray) -> np.ndarray:
+    def estimate(self, decision: PolicyDecision, estimator: str) -> np.ndarray:
+        """[K] a registered estimator's value of each reward per opportunity under `decision`."""
+        chosen = get_estimator(estimator)
+        if not chosen.applies(self.predicted is not None):
+            raise InputError(f"pareto: estimator {estimator!r} needs the model's predictions of every candidate")
+        if decision.chosen is None:  # stochastic: every row has a weight
+            return chosen.estimate(PolicyRows.of(self.feedback, decision))[0]
+        matched = np.flatnonzero(decision.chosen == self.feedback.logged_index)
+        direct = self._direct(self.predicted, decision) if chosen.doubly_robust else None
+        return chosen.sparse_value(*self._terms(chosen), matched, direct, self.n)
+
+    def _terms(self, estimator: Estimator) -> tuple[np.ndarray, np.ndarray]:
+        """[G, K] weighted values and weights of a policy taking each logged action (w = 1 / mu), once."""
+        if estimator.name not in self._logged_terms:
+            self._logged_terms[estimator.name] = estimator.logged_terms(*self._logged_inputs)
+        return self._logged_terms[estimator.name]
+
+    @cached_property
+    def _logged_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """[G, K] inputs of `Estimator.logged_terms` for taking each logged action (weights 1 / mu)."""
+        fb = self.feedback
+        observed = fb.mask.astype(np.float64)  # shared by every estimator that weights rows equally
+        residual = None if fb.predicted is None else fb.rewards - fb.predicted[fb.logged_index]
+        return observed * (1.0 / fb.propensity)[:, None], fb.rewards * observed, residual, observed
+
+    def true_value(self, decision: PolicyDecision) -> np.ndarray:
         """[K] the true mean reward per opportunity (over the same rows as the estimates); needs `truth`."""
-        if self.truth is None:
+        if self.truth_by_reward is None:
             raise InputError("pareto: no true probabilities (only the simulator has an oracle)")
-        return self._direct(self.truth_by_reward, chosen) / self.n
+        return self._direct(self.truth_by_reward, decision) / self.n
 
-    def _direct(self, by_reward: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-        """[K] sum over groups of a reward-major per-candidate table [K, N] at the chosen candidates, observed rows."""
+    def _direct(self, by_reward: np.ndarray, decision: PolicyDecision) -> np.ndarray:
+        """[K] sum over observed groups of the policy's expectation of a reward-major per-candidate table [K, N]."""
+        if decision.chosen is None:
+            return np.einsum("gk,kg->k", decision.expectation(by_reward.T), self.observed)
+        chosen = decision.chosen
         if self.all_observed:
             return np.array([np.take(row, chosen).sum(dtype=np.float64) for row in by_reward])
         pairs = zip(by_reward, self.observed, strict=True)
@@ -197,7 +211,6 @@ def _buckets(
     for size in np.unique(counts[counts > 0]):
         groups = np.flatnonzero(counts == size)
         candidates = kept[first[groups][:, None] + np.arange(size)]  # [G_s, s]
-        buckets.append(
-            SendBucket(groups, candidates, np.ascontiguousarray(terms[candidates.ravel()].T), channel[candidates])
-        )
+        flat = candidates.ravel()
+        buckets.append(SendBucket(groups, candidates, np.ascontiguousarray(terms[:, flat]), channel[flat]))
     return buckets

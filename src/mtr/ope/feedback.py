@@ -6,15 +6,15 @@ import numpy as np
 import polars as pl
 
 from mtr.errors import InputError
-from mtr.ope.estimators import LoggedFeedback
-from mtr.schema import OBJECTIVES, DatasetSchema
+from mtr.ope.logged import LoggedFeedback
+from mtr.schema import DatasetSchema
 from mtr.scoring.candidates import CandidateTable
 from mtr.scoring.groups import CHANNEL_CODES
 from mtr.tables import NUMERIC, check_columns
 
 
 def logged_rewards(logged: pl.DataFrame, schema: DatasetSchema) -> tuple[np.ndarray, np.ndarray]:
-    """[G, 4] rewards and [G, 4] bool masks of each objective for the logged action of each row.
+    """[G, K] rewards and [G, K] bool masks of each objective (table order) for the logged action of each row.
 
     The reward of objective k is the label of the task (k, logged channel), observed where that task's
     mask is 1. An objective without a task on the logged channel (engagement and unsubscribe of a
@@ -22,17 +22,18 @@ def logged_rewards(logged: pl.DataFrame, schema: DatasetSchema) -> tuple[np.ndar
 
     Args:
         logged: dataset rows with the schema's channel, label and mask columns.
-        schema: the dataset schema (tasks per objective and channel).
+        schema: the dataset schema (objective table, tasks per objective and channel).
     """
     channel_column = schema.channel_column or "channel"
     check_columns("logged", logged.schema, {channel_column: (pl.String,)})
     tasks = {(t.objective, t.channel): t for t in schema.tasks}
-    rewards = np.zeros((logged.height, len(OBJECTIVES)))
-    mask = np.zeros((logged.height, len(OBJECTIVES)), dtype=bool)
+    names = schema.objective_names
+    rewards = np.zeros((logged.height, len(names)))
+    mask = np.zeros((logged.height, len(names)), dtype=bool)
     channel = logged[channel_column].to_numpy()
     for c in CHANNEL_CODES:
         rows = channel == c
-        for k, objective in enumerate(OBJECTIVES):
+        for k, objective in enumerate(names):
             task = tasks.get((objective, c))
             if task is None:
                 mask[rows, k] = True  # a no-send has no engagement and no unsubscribe
@@ -56,7 +57,7 @@ def dataset_feedback(
         candidates: the candidates of the logged opportunities.
         logged: dataset rows (row_id, action columns, propensity, labels, masks).
         schema: the dataset schema.
-        predicted: [N, 4] the model's per-candidate probabilities (the DR reward model), or None.
+        predicted: [N, K] the model's per-candidate predictions (the DR reward model), or None.
         propensity_column: the logged action's logging probability.
     """
     if (
@@ -75,5 +76,5 @@ def dataset_feedback(
         rewards,
         mask,
         predicted,
-        OBJECTIVES,
+        schema.objective_names,
     ).with_send_volume()

@@ -11,6 +11,7 @@ Either way the model scores every candidate once, here, and no trial touches the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,24 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch
-from torch import nn
 
-from mtr.data.batch import sparse_batch
-from mtr.data.preprocess import encode_features
 from mtr.errors import InputError
 from mtr.io import atomic_write_bytes
 from mtr.models.checkpoint import load_trained_model
-from mtr.ope.estimators import LoggedFeedback
+from mtr.objectives import Objective
 from mtr.ope.feedback import dataset_feedback, logged_rewards
-from mtr.schema import NO_SEND, OBJECTIVES, DatasetSchema
-from mtr.scoring.candidates import (
-    candidate_model_rows,
-    score_candidates,
-    simulator_candidates,
-)
+from mtr.ope.logged import LoggedFeedback
+from mtr.schema import NO_SEND, DatasetSchema
+from mtr.scoring.candidates import CandidateTable, candidate_model_rows, score_candidates, simulator_candidates
 from mtr.scoring.fusion import FusionInputs
-from mtr.scoring.groups import CHANNEL_CODES, CandidateGroups, channel_codes
+from mtr.scoring.groups import CandidateGroups, channel_codes
 
 
 @dataclass
@@ -43,9 +37,9 @@ class LoggedProblem:
     """Everything a study evaluates policies on.
 
     Attributes:
-        inputs: candidates and the model's [N, 4] probabilities.
-        feedback: logged rewards (the 4 objectives and send volume) with the model's predictions for DR.
-        truth: [N, 5] true probabilities and the send indicator of every candidate, or None (real data).
+        inputs: candidates, the model's [N, K] predictions and the objective table.
+        feedback: logged rewards (the K objectives and send volume) with the model's predictions for DR.
+        truth: [N, K + 1] true outcome probabilities and the send indicator of every candidate, or None.
         description: counts for the summary.
     """
 
@@ -63,25 +57,41 @@ def split_rows(dataset: Path, split: str) -> tuple[pl.DataFrame, DatasetSchema]:
     return pl.read_parquet(schema.split_path(dataset, split)), schema
 
 
-def simulator_problem(run: Path, dataset: Path, events: Path, split: str, checkpoint: str) -> LoggedProblem:
-    """The simulator's candidates at the split's opportunities, scored by the model and by the oracle."""
+def simulator_scored(
+    run: Path | str, checkpoint: str, rows: pl.DataFrame, events: Path | str
+) -> tuple[CandidateTable, LoggedProblem]:
+    """The simulator's candidates at the opportunities of `rows`, scored by the model and by the oracle.
+
+    Returns:
+        The candidates, and the problem: the model's predictions, the logged feedback and the oracle's
+        truth (each objective's `p_{name}` from the oracle, then the send indicator).
+    """
     from mtr.sim.oracle import Oracle
 
     model, schema = load_trained_model(run, checkpoint)
-    rows, _ = split_rows(dataset, split)
     oracle = Oracle.load(events)
     candidates = simulator_candidates(events, rows, oracle)
-    channel = candidates.groups.channel
-    predicted = score_candidates(model, schema, candidate_model_rows(candidates.frame, rows), channel)
+    groups = candidates.groups
+    predicted = score_candidates(model, schema, candidate_model_rows(candidates.frame, rows), groups.channel)
     true = oracle.probabilities(
         candidates.frame.select("row_id", "message_id", "channel", "hour").rename({"row_id": "opportunity_id"})
     )
-    truth = np.column_stack(
-        [true[f"p_{o}"].fill_null(0.0).to_numpy() for o in OBJECTIVES] + [candidates.groups.is_send()]
-    )
+    missing = [o.name for o in schema.objective_table if f"p_{o.name}" not in true.columns]
+    if missing:
+        raise InputError(f"the simulator's oracle has no true probabilities of {missing}")
+    columns = [true[f"p_{o.name}"].fill_null(0.0).to_numpy() for o in schema.objective_table]
+    truth = np.column_stack([*columns, groups.is_send()]).astype(np.float64)
     feedback = dataset_feedback(candidates, rows, schema, predicted)
-    described = {"candidates": "simulator", "split": split, "opportunities": candidates.groups.n_groups}
-    return LoggedProblem(FusionInputs(candidates.groups, predicted), feedback, truth.astype(np.float64), described)
+    inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
+    return candidates, LoggedProblem(inputs, feedback, truth, {"opportunities": groups.n_groups})
+
+
+def simulator_problem(run: Path, dataset: Path, events: Path, split: str, checkpoint: str) -> LoggedProblem:
+    """The simulator's candidates at the split's opportunities, scored by the model and by the oracle."""
+    rows, _ = split_rows(dataset, split)
+    _, problem = simulator_scored(run, checkpoint, rows, events)
+    problem.description = {"candidates": "simulator", "split": split, **problem.description}
+    return problem
 
 
 def arm_problem(run: Path, dataset: Path, split: str, checkpoint: str) -> LoggedProblem:
@@ -96,50 +106,24 @@ def arm_problem(run: Path, dataset: Path, split: str, checkpoint: str) -> Logged
         raise InputError(f"dataset {dataset}: column '{action}' maps to several channels")
     if arms[channel].to_list().count(NO_SEND) != 1:
         raise InputError(f"dataset {dataset}: 'arms' candidates need exactly one '{NO_SEND}' arm in '{channel}'")
-    g, a = rows.height, arms.height
+    g, a, k = rows.height, arms.height, len(schema.objective_table)
     codes = channel_codes(arms[channel])
     groups = CandidateGroups.build(np.full(g, a), np.tile(codes, g), np.arange(g), np.zeros(g))
-    probabilities = np.zeros((g, a, len(OBJECTIVES)), dtype=np.float32)
+    predictions = np.zeros((g, a, k), dtype=np.float32)
     for j, (arm, arm_channel) in enumerate(arms.iter_rows()):
         arm_rows = rows.with_columns(pl.lit(arm).alias(action), pl.lit(arm_channel).alias(channel))
-        probabilities[:, j] = _channel_probabilities(model, schema, arm_rows, arm_channel)
+        predictions[:, j] = score_candidates(model, schema, arm_rows, np.full(g, codes[j], dtype=np.int64))
     logged_arm = rows.select(pl.col(action).replace_strict(arms[action], range(a), return_dtype=pl.Int64))
     logged_index = groups.starts + logged_arm.to_series().to_numpy()
     rewards, mask = logged_rewards(rows, schema)
-    predicted = probabilities.reshape(g * a, len(OBJECTIVES))
+    predicted = predictions.reshape(g * a, k)
+    propensity = rows[schema.propensity_column].to_numpy().astype(np.float64)
     feedback = LoggedFeedback(
-        groups,
-        logged_index,
-        rows[schema.propensity_column].to_numpy().astype(np.float64),
-        rewards,
-        mask,
-        predicted,
-        OBJECTIVES,
+        groups, logged_index, propensity, rewards, mask, predicted, schema.objective_names
     ).with_send_volume()
     described = {"candidates": "arms: " + ", ".join(arms[action].to_list()), "split": split, "opportunities": g}
-    return LoggedProblem(FusionInputs(groups, predicted), feedback, None, described)
-
-
-@torch.no_grad()
-def _channel_probabilities(
-    model: nn.Module, schema: DatasetSchema, rows: pl.DataFrame, channel: str, batch_size: int = 65_536
-) -> np.ndarray:
-    """[B, 4] probabilities of each objective's task on `channel`; 0 where the schema has no such task."""
-    lookup = {(t.objective, t.channel): i for i, t in enumerate(schema.tasks)}
-    if channel not in CHANNEL_CODES:
-        raise InputError(f"channel {channel!r} is not one of {list(CHANNEL_CODES)}")
-    columns = [lookup.get((o, channel), -1) for o in OBJECTIVES]
-    keys = [f.name for f in schema.sparse_features]
-    out = np.zeros((rows.height, len(OBJECTIVES)), dtype=np.float32)
-    model.eval()
-    for start in range(0, rows.height, batch_size):
-        features = encode_features(rows.slice(start, batch_size), schema, table="arms")
-        logits = model(sparse_batch(keys, torch.from_numpy(features.sparse_ids)), torch.from_numpy(features.dense))
-        probabilities = torch.sigmoid(logits).numpy()
-        for k, column in enumerate(columns):
-            if column >= 0:
-                out[start : start + batch_size, k] = probabilities[:, column]
-    return out
+    inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
+    return LoggedProblem(inputs, feedback, None, described)
 
 
 def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -> LoggedProblem:
@@ -152,7 +136,7 @@ def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -
     key_json = json.dumps(key, sort_keys=True, default=str)
     if cache.exists():
         with np.load(cache, allow_pickle=False) as saved:
-            if str(saved["key"]) == key_json:
+            if str(saved["key"]) == key_json and "objectives" in saved.files:  # older caches lack the table
                 return _from_arrays(saved)
     problem = build()
     fb, groups = problem.feedback, problem.inputs.groups
@@ -163,6 +147,7 @@ def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -
         "probabilities": problem.inputs.probabilities, "logged_index": fb.logged_index,
         "propensity": fb.propensity, "rewards": fb.rewards, "mask": fb.mask,
         "predicted": fb.predicted, "reward_names": np.array(fb.reward_names),
+        "objectives": np.array(json.dumps([dataclasses.asdict(o) for o in problem.inputs.objectives])),
     }  # fmt: skip
     if problem.truth is not None:
         arrays["truth"] = problem.truth
@@ -180,7 +165,8 @@ def _from_arrays(saved: np.lib.npyio.NpzFile) -> LoggedProblem:
         groups, saved["logged_index"], saved["propensity"], saved["rewards"], saved["mask"], saved["predicted"], names
     )
     truth = saved["truth"] if "truth" in saved.files else None
-    inputs = FusionInputs(groups, saved["probabilities"])
+    objectives = tuple(Objective(**o) for o in json.loads(str(saved["objectives"])))
+    inputs = FusionInputs(groups, saved["probabilities"], objectives=objectives)
     return LoggedProblem(inputs, feedback, truth, json.loads(str(saved["description"])))
 
 

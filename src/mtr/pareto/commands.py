@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from mtr.pareto.study import DEFAULT_OBJECTIVES, Direction, SamplerSpec
+from mtr.pareto.spec import Direction, SamplerSpec
+
+if TYPE_CHECKING:
+    from mtr.ope.problem import LoggedProblem
 
 
 def pareto(
@@ -17,10 +20,11 @@ def pareto(
     split: str = "validation",
     checkpoint: str = "last.ckpt",
     fixed: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None,
     objectives: dict[str, Direction] | None = None,
     constraints: dict[str, float] | None = None,
-    estimator: Literal["dr", "snips", "ips"] = "dr",
-    selection: Literal["max_conversion", "knee"] = "max_conversion",
+    estimator: str = "dr",
+    selection: str = "",
     sampler: SamplerSpec = SamplerSpec(),  # noqa: B008 (frozen dataclass)
     prune: bool = True,
     study_name: str = "pareto",
@@ -28,27 +32,28 @@ def pareto(
     n_trials: int = 80,
     oracle_check: bool = True,
 ) -> dict[str, Any]:
-    """Tune fusion weights, threshold and send cost on the Pareto front of off-policy estimates; write weights.json.
+    """Tune fusion weights, send cost and the policy on the Pareto front of off-policy estimates; write weights.json.
 
-    Run it again with the same study name and storage to resume (n_trials is the study's total), or start
-    several processes on one storage (SQLite file, database URL or journal:PATH) to share the trials.
+    Re-run with the same study name and storage to resume (n_trials is the study's total), or run several
+    processes on one storage (SQLite file, database URL or journal:PATH) to share the trials.
 
     Args:
-        out: output folder: front.csv, front.json, front.png, front.html, trials.csv, weights.json, summary.json
-            (and study.db, the default storage, and problem.npz, the scored candidates, reused by re-runs).
+        out: output folder: front.csv/json/png/html, trials.csv, weights.json, summary.json (and study.db, the
+            default storage, and problem.npz, the scored candidates, reused by re-runs).
         run: run folder of the model trained by `mtr fit` (config.yaml, checkpoints/).
         dataset: the dataset folder whose `split` rows are the logged opportunities evaluated.
-        params: search space: conversion, engagement, retention, unsubscribe, send_cost or threshold ->
-            {type: float, low, high, log}.
-        events: the simulator's events folder: candidates are the logging world's eligible actions, and the
-            oracle's truth is recorded. Without it, candidates are the arms of the dataset's action column.
+        params: search space: objective weights, send_cost, threshold, temperature -> {type: float, low, high, log}.
+        events: the simulator's events folder (candidates: the logging world's eligible actions, with the
+            oracle's truth); without it, candidates are the arms of the dataset's action column.
         split: the split evaluated (validation by default: model selection never looks at test).
         checkpoint: checkpoint file in the run's checkpoints/.
         fixed: FusionWeights fields fixed in every trial, e.g. {conversion: 1.0}.
-        objectives: reward -> maximize/minimize (default: conversion, engagement, retention up; unsubscribe down).
+        policy: fixed policy fields, e.g. {temperature: 0.05} for a softmax policy, or {threshold: 0.01}.
+        objectives: reward -> maximize/minimize (default: the dataset's objectives and their directions).
         constraints: reward -> largest allowed estimate per opportunity, e.g. {unsubscribe: 0.001, send_volume: 0.5}.
-        estimator: off-policy estimator of the objectives: dr, snips or ips.
-        selection: max_conversion (the feasible trial with the most conversions) or knee (closest to utopia).
+        estimator: a registered off-policy estimator of the objectives: dr, snips, ips, ...
+        selection: max_<objective> (the feasible trial with the most of it; default: the dataset's first maximised
+            objective, conversion for messaging data) or knee (closest to utopia).
         sampler: nsga2 (default), tpe or random, with population size and seed.
         prune: drop dominated candidates once (exact for the deterministic policy).
         study_name: the Optuna study.
@@ -56,31 +61,44 @@ def pareto(
         n_trials: the study's total target of trials.
         oracle_check: on the simulator, also search on the truth and report the hypervolume ratio.
     """
-    from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem, split_rows
     from mtr.pareto.run import StudyRun, run_pareto
-    from mtr.pareto.study import ParetoSpec
+    from mtr.pareto.spec import ParetoSpec
 
-    spec = ParetoSpec(
-        params=params,
-        fixed=fixed or {},
-        objectives=objectives or dict(DEFAULT_OBJECTIVES),
-        constraints=constraints or {},
-        estimator=estimator,
-        selection=selection,
-        sampler=sampler,
-        prune=prune,
-    )
+    choices = (objectives or {}, constraints or {}, estimator, selection, sampler, prune)
+    spec = ParetoSpec(params, fixed or {}, policy or {}, *choices)
     provenance = {"run": str(run), "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
-    checkpoint_path = Path(checkpoint) if Path(checkpoint).exists() else Path(run) / "checkpoints" / checkpoint
+    problem = load_problem(Path(out), provenance, events)
+    summary = run_pareto(problem, spec, StudyRun(out, study_name, storage, n_trials, oracle_check), provenance)
+    print_summary(summary, Path(out))
+    return summary
+
+
+def load_problem(out: Path, inputs: dict[str, str], events: Path | None) -> LoggedProblem:
+    """The scored problem, from OUT/problem.npz when it was built from the same files (see `cached_problem`).
+
+    Args:
+        out: the study's output folder.
+        inputs: run, checkpoint, dataset and split, as `pareto` names them.
+        events: the simulator's events folder, or None for the dataset's arms.
+    """
+    from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem, split_rows
+
+    run, checkpoint, dataset, split = (
+        Path(inputs["run"]),
+        inputs["checkpoint"],
+        Path(inputs["dataset"]),
+        inputs["split"],
+    )
+    checkpoint_path = Path(checkpoint) if Path(checkpoint).exists() else run / "checkpoints" / checkpoint
     key = {
-        **provenance,
+        **inputs,
         "events": str(events),
         "model": file_stamp(checkpoint_path) if checkpoint_path.exists() else None,
+        "rows": file_stamp(split_rows(dataset, split)[1].split_path(dataset, split)),
     }
-    key["rows"] = file_stamp(split_rows(dataset, split)[1].split_path(dataset, split))
-    Path(out).mkdir(parents=True, exist_ok=True)
-    problem = cached_problem(
-        Path(out) / "problem.npz",
+    out.mkdir(parents=True, exist_ok=True)
+    return cached_problem(
+        out / "problem.npz",
         key,
         lambda: (
             simulator_problem(run, dataset, events, split, checkpoint)
@@ -88,12 +106,15 @@ def pareto(
             else arm_problem(run, dataset, split, checkpoint)
         ),
     )
-    summary = run_pareto(problem, spec, StudyRun(out, study_name, storage, n_trials, oracle_check), provenance)
-    chosen = summary["chosen"]
-    print(f"study '{study_name}': {summary['trials_completed']} trials, front of {summary['front_size']}")
-    print(f"chosen trial {summary['chosen_trial']} ({selection}): {chosen['params']}")
-    print("  estimates: " + ", ".join(f"{k} {v[estimator]['value']:.5f}" for k, v in chosen["estimates"].items()))
+
+
+def print_summary(summary: dict[str, Any], out: Path) -> None:
+    """The study's counts, the chosen trial and its estimates, the oracle check and where the outputs are."""
+    spec, chosen = summary["spec"], summary["chosen"]
+    print(f"study '{summary['study_name']}': {summary['trials_completed']} trials, front of {summary['front_size']}")
+    print(f"chosen trial {summary['chosen_trial']} ({spec['selection']}): {chosen['params']}")
+    estimates = chosen["estimates"].items()
+    print("  estimates: " + ", ".join(f"{k} {v[spec['estimator']]['value']:.5f}" for k, v in estimates))
     if "oracle" in summary:
         print(f"oracle check: hypervolume ratio {summary['oracle']['hypervolume_ratio']:.3f} (goal >= 0.95)")
-    print(f"weights: {Path(out) / 'weights.json'}; front plot: {Path(out) / 'front.png'} and front.html")
-    return summary
+    print(f"weights: {out / 'weights.json'}; front plot: {out / 'front.png'} and front.html")

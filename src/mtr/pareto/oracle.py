@@ -20,9 +20,10 @@ from collections.abc import Mapping
 import numpy as np
 import optuna
 
-from mtr.ope.evaluator import DeterministicEvaluator
+from mtr.ope.evaluator import PolicyEvaluator
 from mtr.pareto.hypervolume import hypervolume, normalised, pareto_mask
-from mtr.pareto.study import Direction, ParetoSpec, TrialRecord, completed, objective_matrix, run_study
+from mtr.pareto.spec import Direction, ParetoSpec
+from mtr.pareto.study import TrialRecord, completed, objective_matrix, run_study
 
 REFERENCE = -0.1
 
@@ -32,7 +33,7 @@ def truly_feasible(record: TrialRecord, constraints: Mapping[str, float]) -> boo
 
 
 def oracle_check(
-    evaluator: DeterministicEvaluator, spec: ParetoSpec, n_trials: int, found: list[TrialRecord], estimated: list
+    evaluator: PolicyEvaluator, spec: ParetoSpec, n_trials: int, found: list[TrialRecord], estimated: list
 ) -> dict:
     """Hypervolume ratio of the found front's true values to the true front (see the module docstring).
 

@@ -16,11 +16,11 @@ import polars as pl
 
 from mtr.io import atomic_write_bytes, write_json
 from mtr.ope.estimators import evaluate
-from mtr.ope.evaluator import DeterministicEvaluator
+from mtr.ope.evaluator import PolicyEvaluator
 from mtr.ope.problem import LoggedProblem
-from mtr.pareto.study import ParetoSpec, TrialRecord, completed, feasible_front, open_study, run_study, select_point
+from mtr.pareto.spec import ParetoSpec
+from mtr.pareto.study import TrialRecord, completed, feasible_front, open_study, run_study, select_point
 from mtr.scoring.operating_point import WEIGHTS_FILE, OperatingPoint
-from mtr.scoring.policy import PolicyDecision
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ class StudyRun:
 def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenance: dict) -> dict:
     """Run the study on `problem` and write every output; returns the summary."""
     start = time.perf_counter()
-    evaluator = DeterministicEvaluator(problem.inputs, problem.feedback, spec.weights({}), problem.truth, spec.prune)
+    spec = spec.resolve(problem.inputs.objectives, problem.feedback.reward_names)
+    fixed = spec.weights({})
+    evaluator = PolicyEvaluator(problem.inputs, problem.feedback, fixed, problem.truth, spec.prune, [spec.estimator])
     setup_s = time.perf_counter() - start
     Path(run.out).mkdir(parents=True, exist_ok=True)
     study = open_study(spec, run.study_name, run.storage_url())
@@ -58,22 +60,11 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
     records = completed(study)
     front = feasible_front(records, spec.objectives)
     chosen = select_point(front, spec.objectives, spec.selection)
-    point = OperatingPoint(
-        fusion=spec.weights(chosen.params),
-        policy=spec.policy(chosen.params),
-        estimates=dict(chosen.estimates),
-        provenance={
-            **provenance,
-            "study_name": run.study_name,
-            "storage": run.storage_url(),
-            "trial": chosen.number,
-            "selection": spec.selection,
-            "estimator": spec.estimator,
-        },
-    )
+    where = {"study_name": run.study_name, "storage": run.storage_url()}
+    point = operating_point(spec, chosen, problem, {**provenance, **where})
     out = Path(run.out)
     point.save(out / WEIGHTS_FILE)
-    decision = PolicyDecision(evaluator.inputs.groups, chosen=evaluator.chosen(point.fusion, point.policy))
+    decision = evaluator.decide(point.fusion, point.policy)
     summary = {
         "study_name": run.study_name,
         "storage": run.storage_url(),
@@ -101,6 +92,16 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
         summary["oracle"]["seconds"] = time.perf_counter() - start
     write_outputs(out, spec, records, front, chosen, summary)
     return summary
+
+
+def operating_point(spec: ParetoSpec, chosen: TrialRecord, problem: LoggedProblem, provenance: dict) -> OperatingPoint:
+    """The chosen trial as weights.json records it: every objective's weight named, the policy, the estimates."""
+    return OperatingPoint(
+        fusion=spec.weights(chosen.params).resolved(problem.inputs.objectives),
+        policy=spec.policy_config(chosen.params),
+        estimates=dict(chosen.estimates),
+        provenance={**provenance, "trial": chosen.number, "selection": spec.selection, "estimator": spec.estimator},
+    )
 
 
 def records_frame(records: list[TrialRecord], chosen: TrialRecord, front: list[TrialRecord]) -> pl.DataFrame:

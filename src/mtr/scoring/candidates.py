@@ -1,4 +1,4 @@
-"""Candidate actions of logged opportunities, and the multi-task model's probabilities for each of them.
+"""Candidate actions of logged opportunities, and the multi-task model's predictions for each of them.
 
 A candidates table has one row per (opportunity `row_id`, eligible action): message_id, channel, hour,
 the message's content columns, and the logging policy's `propensity` of that action, with exactly one
@@ -13,6 +13,7 @@ one preprocessing path (`encode_features`) and the architecture in batches.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,8 @@ from torch import nn
 from mtr.data.batch import sparse_batch
 from mtr.data.preprocess import encode_features
 from mtr.errors import InputError
-from mtr.schema import NO_SEND, OBJECTIVES, DatasetSchema
+from mtr.models.outputs import binary_tasks, task_predictions
+from mtr.schema import NO_SEND, DatasetSchema
 from mtr.scoring.groups import CHANNEL_CODES, CandidateGroups, channel_codes
 from mtr.tables import INTEGER, STRING, check_columns
 
@@ -127,18 +129,23 @@ def candidate_model_rows(candidates: pl.DataFrame, logged: pl.DataFrame) -> pl.D
     return rows.select(logged.columns)
 
 
-def channel_task_index(schema: DatasetSchema) -> np.ndarray:
-    """[4 channel codes, 4 objectives] index of the task predicting each objective on each channel; -1: none.
+def channel_task_index(schema: DatasetSchema, channels: Sequence[str] = CHANNEL_CODES) -> np.ndarray:
+    """[channels, K objectives] index of the task predicting each objective (table order) on each channel.
 
-    "None" candidates use the organic tasks (conversion_none, retention_none); a no-send has no engagement
-    and no unsubscribe, so those entries are -1 (probability 0).
+    A send channel needs a task for every objective. "None" uses the organic tasks (conversion_none,
+    retention_none) and has -1 (a known 0) for an objective without one, which the table must allow: an
+    objective that exists without a send (`exists_for_none`) needs its none task, or scores would take its
+    organic rate for 0.
     """
     lookup = {(t.objective, t.channel): i for i, t in enumerate(schema.tasks)}
-    index = np.array([[lookup.get((o, c), -1) for o in OBJECTIVES] for c in CHANNEL_CODES], dtype=np.int64)
-    if np.any(index[:-1] < 0):
-        raise InputError(
-            f"schema '{schema.name}' lacks an objective x channel task: needs {OBJECTIVES} on each channel"
-        )
+    table = schema.objective_table
+    index = np.array([[lookup.get((o.name, c), -1) for o in table] for c in channels], dtype=np.int64)
+    for row, channel in zip(index, channels, strict=True):
+        missing = [
+            o.name for o, i in zip(table, row, strict=True) if i < 0 and (channel != NO_SEND or o.exists_for_none)
+        ]
+        if missing:
+            raise InputError(f"schema '{schema.name}' has no task for {missing} on channel '{channel}'")
     return index
 
 
@@ -150,27 +157,31 @@ def score_candidates(
     channel: np.ndarray,
     batch_size: int = 65_536,
 ) -> np.ndarray:
-    """Per-candidate probabilities of the candidate's channel tasks.
+    """Per-candidate predictions of the candidate's channel tasks, in the schema's objective order.
 
     Args:
-        model: the architecture, forward(sparse KJT, dense [B, D]) -> logits [B, n_tasks].
+        model: the architecture, forward(sparse KJT, dense [B, D]) -> outputs [B, n_tasks].
         schema: its dataset schema.
         rows: model-input rows of the candidates (`candidate_model_rows`).
         channel: [N] channel codes of the candidates.
         batch_size: rows encoded and scored at a time.
 
     Returns:
-        [N, 4] float32 (conversion, engagement, retention, unsubscribe) of each candidate's channel.
+        [N, K] float32: each objective's prediction on the candidate's channel (0 for a "none" candidate's
+        objective without an organic task).
     """
-    task = channel_task_index(schema)  # [4, 4]
+    used = np.unique(channel)
+    task = np.full((len(CHANNEL_CODES), len(schema.objective_table)), -1, dtype=np.int64)
+    task[used] = channel_task_index(schema, [CHANNEL_CODES[c] for c in used])
+    binary = binary_tasks(schema)
     keys = [f.name for f in schema.sparse_features]
     model.eval()
-    out = np.zeros((rows.height, len(OBJECTIVES)), dtype=np.float32)
+    out = np.zeros((rows.height, task.shape[1]), dtype=np.float32)
     for start in range(0, rows.height, batch_size):
         features = encode_features(rows.slice(start, batch_size), schema, table="candidates")
-        sparse = sparse_batch(keys, torch.from_numpy(features.sparse_ids))
-        probabilities = torch.sigmoid(model(sparse, torch.from_numpy(features.dense))).numpy()  # [B, T]
-        columns = task[channel[start : start + batch_size]]  # [B, 4]
-        picked = np.take_along_axis(probabilities, np.maximum(columns, 0), axis=1)
+        outputs = model(sparse_batch(keys, torch.from_numpy(features.sparse_ids)), torch.from_numpy(features.dense))
+        predictions = task_predictions(outputs, binary).numpy()  # [B, T]
+        columns = task[channel[start : start + batch_size]]  # [B, K]
+        picked = np.take_along_axis(predictions, np.maximum(columns, 0), axis=1)
         out[start : start + batch_size] = np.where(columns >= 0, picked, 0.0)
     return out

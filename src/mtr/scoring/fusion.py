@@ -1,100 +1,148 @@
-"""Score fusion: per-candidate task probabilities -> one ranking score per candidate.
+"""Score fusion: per-candidate predictions of K objectives -> one ranking score per candidate.
 
-Convention: a score is the candidate's utility **relative to sending nothing at the same
-opportunity**, so the "none" candidate scores exactly 0 and a send scores
+Convention: a score is the candidate's utility **relative to sending nothing at the same opportunity**, so
+the "none" candidate scores exactly 0 and a send on channel c scores
 
     sum form:      sum_k sign_k * w_k[c] * (f(p_k(send)) - f(p_k(none))) - cost[c]
-    product form:  U_c(send) - U_c(none) - cost[c],  U_c(a) = prod_k (p_k(a) + floor)^w_k[c] * (1 - p_u(a))^w_u[c]
+    product form:  U_c(send) - U_c(none) - cost[c],  U_c(a) = prod_k g_k(a)^w_k[c]
 
-for objectives k = conversion, engagement, retention (sign +) and unsubscribe (sign -, a cost), with
-c the send's channel (the none baseline is weighted with the send's channel weights too). "None" has
-organic conversion and retention probabilities (the conversion_none / retention_none tasks) and zero
-engagement and unsubscribe, so with the identity transform a score is the expected incremental
-utility of the send. The conversion probability is multiplied by the candidate's value (for example
-the offer's business value) when one is given. f is the identity or `log1p(p / floor)`, a concave
-transform that keeps f(0) = 0. A policy then sends the best candidate when its score exceeds a
-threshold (`mtr.scoring.policy`).
+over the objective table's objectives k, with sign_k = +1 for a maximised objective (a benefit) and -1 for
+a minimised one (a cost), and g_k = p_k + floor for benefits, 1 - p_k for costs (binary costs only: the
+product form refuses a continuous cost). The none baseline is weighted with the send's channel weights.
+"None" predictions come from the organic ("none") tasks; an objective without one is 0 for "none", so with
+the identity transform a score is the expected incremental utility of the send. Value-scaled objectives
+(conversion) are multiplied by the candidate's value (for example the offer's business value) when one is
+given. f is the identity or `log1p(p / floor)`, a concave transform that keeps f(0) = 0.
 
-Everything that does not depend on the weights (the transformed, none-relative terms) is computed once
-in `FusionInputs`; `fuse` is then a few vectorised passes over [N] arrays.
+One formula, two array libraries: the weight-independent terms (`scaled`, `sum_terms`, `product_logs`) are
+written once for numpy and torch alike; numpy (`FusionInputs`, `fuse`, `ChannelWeights`, used by the studies
+and the off-policy evaluator) caches them and reduces with einsum, torch (`TorchFusion`, inside the exported
+program) reduces per row. A policy then turns scores into actions (`mtr.scoring.policy`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from mtr.errors import InputError
-from mtr.schema import CHANNELS, OBJECTIVES
-from mtr.scoring.groups import CHANNEL_CODES, NONE_CODE, CandidateGroups
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
+from mtr.scoring.groups import NONE_CODE, CandidateGroups
+from mtr.scoring.weights import FusionWeights
 
-# Column order of every [N, 4] probability matrix of the scoring, OPE and Pareto stages.
-CONVERSION, ENGAGEMENT, RETENTION, UNSUBSCRIBE = range(len(OBJECTIVES))
-SIGNS = np.array([1.0, 1.0, 1.0, -1.0], dtype=np.float32)
-WEIGHT_FIELDS = (*OBJECTIVES, "send_cost")
+SURVIVAL_CAP = 1 - 1e-6  # 1 - p of a cost stays positive, so its log is finite
 
 
 @dataclass(frozen=True)
-class FusionWeights:
-    """How task probabilities are fused into one score.
+class Ops:
+    """The few elementwise functions the shared formula needs, from numpy or torch."""
+
+    log: Callable[[Any], Any]
+    log1p: Callable[[Any], Any]
+    where: Callable[[Any, Any, Any], Any]
+
+
+NUMPY = Ops(np.log, np.log1p, np.where)
+TORCH = Ops(torch.log, torch.log1p, torch.where)
+
+
+def signs(objectives: Sequence[Objective]) -> np.ndarray:
+    """[K] float32: +1 for maximised objectives, -1 for minimised ones (costs)."""
+    return np.array([o.sign for o in objectives], dtype=np.float32)
+
+
+def value_scaled(objectives: Sequence[Objective]) -> np.ndarray:
+    """[K] bool: the objectives multiplied by the candidate's value signal."""
+    return np.array([o.value_scaled for o in objectives], dtype=bool)
+
+
+def survival(objectives: Sequence[Objective]) -> np.ndarray:
+    """[K] bool: the costs whose product-form factor is the probability 1 - p of avoiding them."""
+    return np.array([o.direction == "minimize" for o in objectives], dtype=bool)
+
+
+def check_form(objectives: Sequence[Objective], weights: FusionWeights) -> None:
+    """The product form's (1 - p) factor needs a probability: refuse a weighted continuous cost."""
+    if weights.form != "product":
+        return
+    matrix = weights.matrix(objectives)
+    weighted = [
+        o.name
+        for k, o in enumerate(objectives)
+        if o.direction == "minimize" and o.kind != "binary" and np.any(matrix[:, k] > 0)
+    ]
+    if weighted:
+        raise InputError(
+            f"fusion: the product form multiplies by (1 - p) for a cost, which needs a probability; {weighted} "
+            "are continuous costs: use form 'sum' or give them weight 0"
+        )
+
+
+def scaled(values: Any, value: Any, mask: Any, ops: Ops) -> Any:
+    """[N, K] predictions with the value-scaled columns (`mask` [K]) multiplied by the value [N]."""
+    return values * ops.where(mask, value[:, None], 1.0)
+
+
+def sum_terms(values: Any, baseline: Any, sign: Any, transform: str, floor: float, ops: Ops) -> Any:
+    """[N, K] sign_k * (f(v_k) - f(v_k of the candidate's none)); 0 on none rows.
 
     Args:
-        conversion: weight of the conversion probability (times the value signal when given).
-        engagement: weight of the engagement probability.
-        retention: weight of the retention probability.
-        unsubscribe: weight of the unsubscribe probability, subtracted (a cost).
-        send_cost: fixed cost of any send, subtracted from its score.
-        per_channel: overrides per send channel, e.g. `{"push": {"unsubscribe": 4.0, "send_cost": 0.01}}`.
-        transform: sum form only: "identity" or "log" (f(p) = log1p(p / floor)).
-        form: "sum" (weighted sum of transformed probabilities) or "product" (weighted product).
-        floor: scale of the log transform, and the floor added to probabilities in the product form.
-        use_value: scale the conversion probability by the candidates' value signal.
+        values: [N, K] (scaled) predictions.
+        baseline: [N] index of each candidate's "none" candidate.
+        sign: [K] +1 / -1.
+    """
+    f = ops.log1p(values / floor) if transform == "log" else values
+    return (f - f[baseline]) * sign
+
+
+def product_logs(values: Any, raw: Any, cost: Any, floor: float, ops: Ops) -> Any:
+    """[N, K] log factors of the product form: log(v + floor) for benefits, log(1 - p) for costs (`cost` [K]).
+
+    Args:
+        values: [N, K] (scaled) predictions.
+        raw: [N, K] predictions before value scaling (a cost's probability is never scaled).
+    """
+    return ops.where(cost, ops.log1p(-raw.clip(max=SURVIVAL_CAP)), ops.log(values + floor))
+
+
+@dataclass(frozen=True)
+class ChannelWeights:
+    """A trial's weights per channel code and the numpy reductions of fusion over objective-major terms.
+
+    Attributes:
+        matrix: [4 channel codes, K + 1] float32 (K objective weights, then the send cost; "none" row 0).
+        uniform: every send channel has the same row (one weight vector: matrix-vector products).
     """
 
-    conversion: float = 1.0
-    engagement: float = 0.0
-    retention: float = 0.0
-    unsubscribe: float = 0.0
-    send_cost: float = 0.0
-    per_channel: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    transform: Literal["identity", "log"] = "identity"
-    form: Literal["sum", "product"] = "sum"
-    floor: float = 0.01
-    use_value: bool = True
+    matrix: np.ndarray
+    uniform: bool
 
-    def __post_init__(self) -> None:
-        if self.transform not in ("identity", "log"):
-            raise InputError(f"fusion weights: field 'transform' must be 'identity' or 'log', got {self.transform!r}")
-        if self.form not in ("sum", "product"):
-            raise InputError(f"fusion weights: field 'form' must be 'sum' or 'product', got {self.form!r}")
-        if not self.floor > 0:
-            raise InputError(f"fusion weights: field 'floor' must be positive, got {self.floor}")
-        for channel, overrides in self.per_channel.items():
-            if channel not in CHANNELS:
-                raise InputError(f"fusion weights: per_channel key {channel!r} is not a channel {list(CHANNELS)}")
-            unknown = sorted(set(overrides) - set(WEIGHT_FIELDS))
-            if unknown:
-                raise InputError(f"fusion weights: per_channel.{channel} has unknown fields {unknown}")
-        negative = [
-            (c, k)
-            for c, row in zip(CHANNEL_CODES, self.matrix(), strict=True)
-            for k, w in zip(WEIGHT_FIELDS, row, strict=True)
-            if w < 0
-        ]
-        if negative:
-            raise InputError(f"fusion weights must be non-negative (unsubscribe and send_cost are costs): {negative}")
+    @classmethod
+    def of(cls, weights: FusionWeights, objectives: Sequence[Objective]) -> ChannelWeights:
+        matrix = weights.matrix(objectives)
+        return cls(matrix, bool(np.all(matrix[:NONE_CODE] == matrix[0])))
 
-    def matrix(self) -> np.ndarray:
-        """[4 channel codes, 5] weights (conversion, engagement, retention, unsubscribe, send_cost); "none" row 0."""
-        base = [getattr(self, name) for name in WEIGHT_FIELDS]
-        rows = [
-            [self.per_channel.get(c, {}).get(name, base[i]) for i, name in enumerate(WEIGHT_FIELDS)] for c in CHANNELS
-        ]
-        return np.array([*rows, [0.0] * len(WEIGHT_FIELDS)], dtype=np.float32)
+    def weighted(self, terms: np.ndarray, channel: np.ndarray) -> np.ndarray:
+        """[M] sum_k w_k[channel] * terms[k] of terms [K, M]."""
+        k = terms.shape[0]
+        # einsum, not `@`: a multi-threaded BLAS matrix-vector product was 6x slower on a busy 2-core machine.
+        if self.uniform:
+            return np.einsum("k,kn->n", self.matrix[0, :k], terms)
+        return np.einsum("kn,kn->n", terms, self.matrix[channel, :k].T)
+
+    def cost(self, channel: np.ndarray) -> np.ndarray | np.float32:
+        """[M] send cost of each candidate's channel (a scalar when uniform: it then applies to sends only)."""
+        return self.matrix[0, -1] if self.uniform else self.matrix[channel, -1]
+
+    def send_scores(self, terms: np.ndarray, channel: np.ndarray) -> np.ndarray:
+        """[M] sum-form scores of send candidates from their terms [K, M] (`FusionInputs.sum_terms`)."""
+        return self.weighted(terms, channel) - self.cost(channel)
 
 
 @dataclass
@@ -103,22 +151,26 @@ class FusionInputs:
 
     Args:
         groups: the candidate group structure (the none candidate first in each group).
-        probabilities: [N, 4] float, per candidate (conversion, engagement, retention, unsubscribe)
-            of the candidate's channel; for "none", organic conversion and retention, 0 and 0.
-        value: [N] optional per-candidate value that scales the conversion probability.
+        probabilities: [N, K] predictions of the candidate's channel tasks, in the table's objective order
+            (probabilities of binary objectives, values of continuous ones); for "none", the organic tasks'
+            and 0 where an objective has none.
+        value: [N] optional per-candidate value that scales the value-scaled objectives.
+        objectives: the objective table of the columns.
     """
 
     groups: CandidateGroups
     probabilities: np.ndarray
     value: np.ndarray | None = None
+    objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES
 
     def __post_init__(self) -> None:
-        n = self.groups.n_candidates
+        n, k = self.groups.n_candidates, len(self.objectives)
         self.probabilities = np.asarray(self.probabilities, dtype=np.float32)
-        if self.probabilities.shape != (n, len(OBJECTIVES)):
-            raise InputError(f"fusion: probabilities must be [{n}, 4], got {list(self.probabilities.shape)}")
-        if not np.all(np.isfinite(self.probabilities)) or self.probabilities.min() < 0 or self.probabilities.max() > 1:
-            raise InputError("fusion: probabilities must be finite and within [0, 1]")
+        if self.probabilities.shape != (n, k):
+            raise InputError(f"fusion: predictions must be [{n}, {k}], got {list(self.probabilities.shape)}")
+        binary = self.probabilities[:, [o.kind == "binary" for o in self.objectives]]
+        if not np.all(np.isfinite(self.probabilities)) or binary.min(initial=0) < 0 or binary.max(initial=0) > 1:
+            raise InputError("fusion: predictions must be finite, and probabilities of binary objectives in [0, 1]")
         if self.value is not None:
             self.value = np.asarray(self.value, dtype=np.float32)
             if self.value.shape != (n,) or not np.all(np.isfinite(self.value)):
@@ -126,72 +178,83 @@ class FusionInputs:
         self._cache: dict[tuple, np.ndarray] = {}
 
     @cached_property
-    def is_send(self) -> np.ndarray:
-        """[N] float32, 1 on sends: the send-cost term."""
-        return self.groups.is_send().astype(np.float32)
+    def baseline(self) -> np.ndarray:
+        """[N] index of each candidate's group's "none" candidate."""
+        return self.groups.starts[self.groups.group_of]
 
     def _scaled(self, use_value: bool) -> np.ndarray:
         if not use_value or self.value is None:
             return self.probabilities
-        scaled = self.probabilities.copy()
-        scaled[:, CONVERSION] *= self.value
-        return scaled
+        return scaled(self.probabilities, self.value, value_scaled(self.objectives), NUMPY)
 
     def sum_terms(self, transform: str, floor: float, use_value: bool) -> np.ndarray:
-        """[N, 4] sign_k * (f(p_k) - f(p_k of the group's none)); 0 on none rows."""
+        """[K, N] objective-major sign_k * (f(p_k) - f(p_k of the group's none)); 0 on none rows."""
         key = ("sum", transform, floor, use_value and self.value is not None)
         if key not in self._cache:
-            p = self._scaled(use_value)
-            f = np.log1p(p / np.float32(floor)) if transform == "log" else p
-            terms = (f - f[self.groups.starts][self.groups.group_of]) * SIGNS
-            self._cache[key] = np.ascontiguousarray(terms, dtype=np.float32)
+            terms = sum_terms(self._scaled(use_value), self.baseline, signs(self.objectives), transform, floor, NUMPY)
+            self._cache[key] = np.ascontiguousarray(terms.T, dtype=np.float32)
         return self._cache[key]
 
     def log_factors(self, floor: float, use_value: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Product form: [N, 4] log factors of each candidate and [N, 4] those of its group's none."""
+        """Product form: [K, N] log factors of each candidate and [K, N] those of its group's none."""
         key = ("product", floor, use_value and self.value is not None)
         if key not in self._cache:
-            p = self._scaled(use_value)
-            logs = np.log(p + np.float32(floor))
-            logs[:, UNSUBSCRIBE] = np.log1p(-np.minimum(self.probabilities[:, UNSUBSCRIBE], 1 - 1e-6))
-            self._cache[key] = np.ascontiguousarray(logs, dtype=np.float32)
-            self._cache[(*key, "none")] = np.ascontiguousarray(logs[self.groups.starts][self.groups.group_of])
+            logs = product_logs(self._scaled(use_value), self.probabilities, survival(self.objectives), floor, NUMPY)
+            self._cache[key] = np.ascontiguousarray(logs.T, dtype=np.float32)
+            self._cache[(*key, "none")] = np.ascontiguousarray(self._cache[key][:, self.baseline])
         return self._cache[key], self._cache[(*key, "none")]
 
 
 def fuse(inputs: FusionInputs, weights: FusionWeights) -> np.ndarray:
     """Ranking scores of every candidate, relative to sending nothing (the module docstring's convention).
 
-    Args:
-        inputs: the precomputed per-candidate terms.
-        weights: the fusion weights.
-
     Returns:
         [N] float32 scores; exactly 0 on the none candidates.
     """
-    matrix = weights.matrix()  # [4 channel codes, 5]
+    check_form(inputs.objectives, weights)
+    channel_weights = ChannelWeights.of(weights, inputs.objectives)
     channel = inputs.groups.channel
-    sends = matrix[:NONE_CODE]
-    # One weight vector for all send channels: matrix-vector products instead of per-candidate lookups.
-    uniform = bool(np.all(sends == sends[0]))
-    cost = sends[0, 4] * inputs.is_send if uniform else matrix[channel, 4]
     if weights.form == "sum":
-        return (
-            _weighted(inputs.sum_terms(weights.transform, weights.floor, weights.use_value), matrix, channel, uniform)
-            - cost
+        scores = channel_weights.send_scores(
+            inputs.sum_terms(weights.transform, weights.floor, weights.use_value), channel
         )
-    logs, none_logs = inputs.log_factors(weights.floor, weights.use_value)
-    own = np.exp(_weighted(logs, matrix, channel, uniform))
-    baseline = np.exp(_weighted(none_logs, matrix, channel, uniform))
-    # On none rows own == baseline, so the score is exactly 0 there.
-    return own - baseline - cost
+    else:
+        logs, none_logs = inputs.log_factors(weights.floor, weights.use_value)
+        own, baseline = (np.exp(channel_weights.weighted(t, channel)) for t in (logs, none_logs))
+        scores = own - baseline - channel_weights.cost(channel)
+    scores[inputs.groups.starts] = 0.0  # the baseline itself (a uniform send cost was subtracted from every row)
+    return scores
 
 
-def _weighted(terms: np.ndarray, matrix: np.ndarray, channel: np.ndarray, uniform: bool) -> np.ndarray:
-    """[N] sum_k matrix[channel, k] * terms[:, k] for terms [N, 4]."""
-    if uniform:
-        return terms @ matrix[0, :4]
-    total = np.zeros(channel.size, dtype=np.float32)
-    for k in range(terms.shape[1]):
-        total += matrix[channel, k] * terms[:, k]
-    return total
+class TorchFusion(nn.Module):
+    """The same fusion in torch, per row: (predictions, channel, baseline, value) -> scores, for `torch.export`.
+
+    Args:
+        objectives: the objective table of the prediction columns.
+        weights: the fusion weights of the chosen operating point.
+    """
+
+    def __init__(self, objectives: Sequence[Objective], weights: FusionWeights) -> None:
+        super().__init__()
+        check_form(objectives, weights)
+        # Buffers, not Python constants: they are saved as plain tensors in the .pt2 archive.
+        self.register_buffer("weights", torch.from_numpy(weights.matrix(objectives)))  # [4 channel codes, K + 1]
+        self.register_buffer("signs", torch.from_numpy(signs(objectives)))
+        self.register_buffer("value_scaled", torch.from_numpy(value_scaled(objectives)))
+        self.register_buffer("survival", torch.from_numpy(survival(objectives)))
+        self.k, self.form, self.transform = len(objectives), weights.form, weights.transform
+        self.floor, self.use_value = float(weights.floor), bool(weights.use_value)
+
+    def forward(
+        self, values: torch.Tensor, channel: torch.Tensor, baseline: torch.Tensor, value: torch.Tensor
+    ) -> torch.Tensor:
+        """[B] scores of predictions [B, K]; channel [B] codes, baseline [B] batch position of each candidate's
+        "none", value [B] (ones when unused); exactly 0 on "none" rows."""
+        rows = self.weights[channel]  # [B, K + 1]: the send's channel weights, also for its baseline
+        weights, cost = rows[:, : self.k], rows[:, self.k]
+        scaled_values = scaled(values, value, self.value_scaled, TORCH) if self.use_value else values
+        if self.form == "sum":
+            terms = sum_terms(scaled_values, baseline, self.signs, self.transform, self.floor, TORCH)
+            return (terms * weights).sum(dim=1) - cost
+        logs = product_logs(scaled_values, values, self.survival, self.floor, TORCH)
+        return torch.exp((logs * weights).sum(dim=1)) - torch.exp((logs[baseline] * weights).sum(dim=1)) - cost

@@ -16,7 +16,10 @@ a one-step approximation that ignores how the policy's own sends would have chan
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +66,26 @@ class PolicyConfig:
             raise InputError(f"policy: field 'temperature' must be positive or None, got {self.temperature}")
         if self.temperature is not None and self.cap is not None:
             raise InputError("policy: frequency caps are supported for the deterministic policy (temperature None)")
+
+    @property
+    def stochastic(self) -> bool:
+        return self.temperature is not None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None, source: str = "policy") -> PolicyConfig:
+        """Build from the JSON / YAML form (threshold, temperature, cap); a bad field raises naming it."""
+        raw = dict(raw or {})
+        _reject_unknown(raw, cls, source)
+        if raw.get("cap") is not None:
+            _reject_unknown(raw["cap"], FrequencyCap, f"{source}.cap")
+            raw["cap"] = FrequencyCap(**raw["cap"])
+        try:
+            return cls(**raw)
+        except (TypeError, ValueError) as error:
+            raise InputError(f"{source}: {error}") from error
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -125,6 +148,34 @@ def decide(groups: CandidateGroups, scores: np.ndarray, config: PolicyConfig) ->
     if config.cap is not None:
         return PolicyDecision(groups, chosen=_capped_argmax(groups, logits, config.cap))
     return PolicyDecision(groups, chosen=groups.group_argmax(logits))
+
+
+def opportunity_probabilities(
+    group_starts: np.ndarray, channel: np.ndarray, scores: np.ndarray, config: PolicyConfig
+) -> np.ndarray:
+    """[N] float32 action probability of each candidate under `config`, computed by `decide`.
+
+    Args:
+        group_starts: [G + 1] position of each opportunity's first candidate, then N (candidates listed
+            opportunity by opportunity, the "none" candidate anywhere in its opportunity).
+        channel: [N] channel codes.
+        scores: [N] fused scores.
+        config: the policy; frequency caps are not applied, because they need each user's earlier sends,
+            which a list of candidates does not hold.
+    """
+    sizes = np.diff(group_starts)
+    group = np.repeat(np.arange(sizes.size), sizes)
+    order = np.lexsort((channel != NONE_CODE, group))  # "none" first in each opportunity, the rest stable
+    groups = CandidateGroups.build(sizes, channel[order], np.arange(sizes.size), np.zeros(sizes.size))
+    probabilities = np.empty(channel.size, dtype=np.float32)
+    probabilities[order] = decide(groups, scores[order], dataclasses.replace(config, cap=None)).dense()
+    return probabilities
+
+
+def _reject_unknown(raw: Mapping[str, Any], cls: type, source: str) -> None:
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise InputError(f"{source}: unknown field(s) {unknown}")
 
 
 def _softmax(groups: CandidateGroups, logits: np.ndarray) -> np.ndarray:

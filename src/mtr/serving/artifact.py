@@ -5,7 +5,7 @@ An artifact folder holds
     program.pt2        the `torch.export` program (architecture + fusion), see `mtr.serving.program`
     program_aoti.pt2   its AOTInductor package, when the exporting machine could compile one
     schema.json        the dataset schema: feature order, vocabularies, transforms and scaling
-    weights.json       the operating point (fusion weights, policy threshold)
+    weights.json       the operating point (fusion weights, policy: threshold, temperature, cap)
     manifest.json      what the artifact is (below) and the SHA-256 of every other file
 
 Loading verifies, in this order: the manifest's fields, that the folder holds exactly the listed files
@@ -28,6 +28,7 @@ from mtr.errors import InputError
 from mtr.io import sha256_file
 from mtr.schema import SCHEMA_FILE, DatasetSchema
 from mtr.scoring.operating_point import WEIGHTS_FILE, OperatingPoint
+from mtr.scoring.policy import PolicyConfig
 
 MANIFEST_FILE = "manifest.json"
 PROGRAM_FILE = "program.pt2"
@@ -51,6 +52,19 @@ def feature_summary(schema: DatasetSchema) -> list[dict[str, Any]]:
             entry["preprocessing"] = f"({transform} - {feature.mean:.6g}) / {feature.std:.6g}; missing -> 0"
         summary.append(entry)
     return summary
+
+
+def decision_entry(policy: PolicyConfig) -> dict[str, Any]:
+    """How `mtr score` turns the program's scores into each candidate's action probability (its last column)."""
+    if policy.stochastic:
+        rule = (
+            f"softmax over each opportunity's scores / {policy.temperature:g}, the 'none' candidate's logit "
+            f"being threshold / temperature = {policy.threshold:g} / {policy.temperature:g}"
+        )
+    else:
+        rule = f"1 for the best candidate when its score exceeds the threshold {policy.threshold:g}, else 1 for 'none'"
+    cap = "not applied (needs each user's earlier sends)" if policy.cap is not None else None
+    return {"column": "action_probability", "rule": rule, "function": "mtr.scoring.policy.decide", "cap": cap}
 
 
 def program_archive_problem(path: Path) -> str | None:
@@ -117,11 +131,12 @@ def verify_artifact(folder: Path | str) -> VerifiedArtifact:
         if sha256_file(path) != expected:
             raise InputError(f"artifact {folder}: checksum mismatch for '{name}' (the file was changed or corrupted)")
     schema = DatasetSchema.load(folder)
-    operating_point = OperatingPoint.load(folder / WEIGHTS_FILE)
+    operating_point = OperatingPoint.load(folder / WEIGHTS_FILE, schema.objective_table)
     expected_fields = {
         "features": feature_summary(schema),
         "tasks": schema.task_names,
         "fusion": operating_point.to_dict()["fusion"],
+        "policy": operating_point.to_dict()["policy"],
     }
     for field_name, expected in expected_fields.items():
         if manifest[field_name] != expected:

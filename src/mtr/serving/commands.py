@@ -20,7 +20,7 @@ def export(
         weights: the operating point (weights.json written by `mtr pareto`).
         out: the artifact folder (written to a temporary folder and renamed at the end).
         run_dir: the run folder with config.yaml and run_info.json (default: the checkpoint's run folder).
-        value_column: candidates column that scales the conversion probability, if the fusion uses one.
+        value_column: candidates column that scales the value-scaled objectives (conversion), if the fusion uses one.
         aoti: also compile an AOTInductor package (skipped, with the reason in the manifest, if it fails).
     """
     from mtr.serving.export import export_artifact
@@ -38,13 +38,15 @@ def score(
     runtime: str = "export",
     batch_size: int = 2048,
 ) -> None:
-    """Score raw candidate rows: every task's probability `p_{task}` and the ranking `score` per candidate.
+    """Score raw candidate rows: every task's prediction `p_{task}`, the ranking `score` and the `action_probability`
+    of each candidate under the operating point's policy (deterministic: 1 for the chosen one; softmax).
 
     Args:
         artifact: a folder written by `mtr export`; its manifest and checksums are verified first.
         input: candidates Parquet file: the raw feature columns, the opportunity key (row id) and the
             channel, with one "none" candidate per opportunity.
-        out: output Parquet file: the row id, `id_columns`, `p_{task}` for every task and `score`.
+        out: output Parquet file: the row id, `id_columns`, `p_{task}` for every task, `score` and
+            `action_probability` (frequency caps are not applied: a request holds no send history).
         id_columns: more input columns to copy to the output, e.g. candidate_id.
         runtime: "export" (the .pt2 program) or "aoti" (the AOTInductor package).
         batch_size: candidates per program call (opportunities are never split).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from mtr.serving.artifact import (
     MANIFEST_FILE,
     MANIFEST_VERSION,
     PROGRAM_FILE,
+    decision_entry,
     feature_summary,
 )
 from mtr.serving.program import INPUT_NAMES, OUTPUT_NAMES, ScoringProgram, export_program, save_program
@@ -48,11 +50,12 @@ def export_artifact(
 
     Args:
         checkpoint: a checkpoint written by `mtr fit`.
-        weights: an operating point (`weights.json`, from `mtr pareto`).
+        weights: an operating point (`weights.json`, from `mtr pareto`); its weights must name objectives of
+            the checkpoint's schema.
         out: the artifact folder to create (replaced if it exists).
         run_dir: the run folder holding config.yaml and run_info.json; default: the checkpoint's
             folder's parent (Lightning's `RUN/checkpoints/FILE.ckpt` layout).
-        value_column: candidates column that scales the conversion probability (fusion `use_value`).
+        value_column: candidates column that scales the value-scaled objectives (fusion `use_value`).
         aoti: also compile an AOTInductor package; when compiling fails the manifest says why.
 
     Returns:
@@ -63,48 +66,64 @@ def export_artifact(
         raise InputError(f"checkpoint not found: {checkpoint}")
     run_dir = Path(run_dir) if run_dir is not None else checkpoint.resolve().parent.parent
     model, schema = load_trained_model(run_dir, str(checkpoint))
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    run_info = _run_info(run_dir)
-    operating_point = OperatingPoint.load(weights)
-    program = ScoringProgram(model, schema, operating_point.fusion)
+    run_info = _run_info(run_dir)  # before the slow part: a run folder without it cannot be exported
+    point = OperatingPoint.load(weights, schema.objective_table)
+    # Every objective's weight named, so that the artifact's weights.json and manifest say what the program does.
+    point = replace(point, fusion=point.fusion.resolved(schema.objective_table))
+    program = ScoringProgram(model, schema, point.fusion)
     exported = export_program(program, schema)
     _check_parity(program, exported.module(), schema, "the exported program")
     with atomic_output_dir(out) as folder:
         save_program(exported, folder / PROGRAM_FILE)
         schema.save(folder)
-        operating_point.save(folder / WEIGHTS_FILE)
+        point.save(folder / WEIGHTS_FILE)
         aoti_status = (
             _compile_aoti(exported, program, schema, folder / AOTI_FILE)
             if aoti
             else {"reason": "not requested (--aoti false)"}
         )
-        manifest = {
-            "version": MANIFEST_VERSION,
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "program": _program_entry(schema),
-            "aoti": aoti_status,
-            "features": feature_summary(schema),
-            "tasks": schema.task_names,
-            "row_id_column": schema.row_id_column,
-            "channel_column": schema.channel_column,
-            "value_column": value_column,
-            "fusion": operating_point.to_dict()["fusion"],
-            "policy": operating_point.to_dict()["policy"],
-            "operating_point": {"estimates": operating_point.estimates, "provenance": operating_point.provenance},
-            "checkpoint": {
-                "file": checkpoint.name,
-                "sha256": sha256_file(checkpoint),
-                "epoch": state.get("epoch"),
-                "global_step": state.get("global_step"),
-                "git_commit": run_info.get("git_commit"),
-            },
-            "metrics": _checkpoint_metrics(run_dir, state.get("epoch", 0)),
-            "data_fingerprint": run_info["data_fingerprint"],
-            "versions": _versions(),
-            "files": {p.name: sha256_file(p) for p in sorted(folder.iterdir())},
-        }
+        manifest = _manifest(schema, point, aoti_status, value_column, checkpoint, run_dir, run_info)
+        manifest["files"] = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
         write_json(folder / MANIFEST_FILE, manifest)
     return manifest
+
+
+def _manifest(
+    schema: DatasetSchema,
+    point: OperatingPoint,
+    aoti_status: dict[str, Any],
+    value_column: str | None,
+    checkpoint: Path,
+    run_dir: Path,
+    run_info: dict[str, Any],
+) -> dict[str, Any]:
+    """Every manifest field but the file checksums (see `mtr.serving.artifact`)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return {
+        "version": MANIFEST_VERSION,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "program": _program_entry(schema),
+        "aoti": aoti_status,
+        "features": feature_summary(schema),
+        "tasks": schema.task_names,
+        "row_id_column": schema.row_id_column,
+        "channel_column": schema.channel_column,
+        "value_column": value_column,
+        "fusion": point.to_dict()["fusion"],
+        "policy": point.to_dict()["policy"],
+        "decision": decision_entry(point.policy),
+        "operating_point": {"estimates": point.estimates, "provenance": point.provenance},
+        "checkpoint": {
+            "file": checkpoint.name,
+            "sha256": sha256_file(checkpoint),
+            "epoch": state.get("epoch"),
+            "global_step": state.get("global_step"),
+            "git_commit": run_info.get("git_commit"),
+        },
+        "metrics": _checkpoint_metrics(run_dir, state.get("epoch", 0)),
+        "data_fingerprint": run_info["data_fingerprint"],
+        "versions": _versions(),
+    }
 
 
 def _program_entry(schema: DatasetSchema) -> dict[str, Any]:

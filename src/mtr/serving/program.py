@@ -7,15 +7,18 @@ of B candidates, so the batch size is dynamic and a C++ or Python caller needs n
     dense      [B, n_dense] float32  from `encode_features` (schema dense feature order)
     channel    [B] int64             channel code of each candidate (`mtr.scoring.groups.CHANNEL_CODES`)
     baseline   [B] int64             batch position of the candidate's opportunity's "none" candidate
-    value      [B] float32           the value that scales the conversion probability (ones when unused)
+    value      [B] float32           the value that scales value-scaled objectives (ones when unused)
 
-and its outputs are every task's probability [B, n_tasks] and the ranking score [B].
+and its outputs are every task's prediction [B, n_tasks] (the probability of a binary task, the value of a
+continuous one) and the ranking score [B].
 
-The score follows `mtr.scoring.fusion`: a send is scored relative to sending nothing at the same
-opportunity, so the baseline terms are the model's outputs on the opportunity's own "none" row (the
-row whose features say channel = none), exactly as `fusion.fuse` reads them from the group's first
-candidate. The KeyedJaggedTensor the architecture expects is built inside the program from the id
-matrix, with the same layout as the DataModule's `sparse_batch`, so the architecture's own forward runs.
+The score is `mtr.scoring.fusion`'s formula, computed by its torch twin `TorchFusion`: a send is scored
+relative to sending nothing at the same opportunity, so the baseline terms are the model's predictions on
+the opportunity's own "none" row (the row whose features say channel = none), exactly as `fusion.fuse`
+reads them from the group's first candidate. The KeyedJaggedTensor the architecture expects is built
+inside the program from the id matrix, with the same layout as the DataModule's `sparse_batch`, so the
+architecture's own forward runs. The policy (threshold, temperature) is not part of the program: `mtr score`
+applies it to the scores with `mtr.scoring.policy.decide`, as the manifest records.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import torch
 from torch import nn
 
 from mtr.data.batch import sparse_batch
+from mtr.models.outputs import binary_tasks, task_predictions
 from mtr.schema import DatasetSchema
 from mtr.scoring.candidates import channel_task_index
-from mtr.scoring.fusion import SIGNS, UNSUBSCRIBE, FusionWeights
+from mtr.scoring.fusion import TorchFusion
+from mtr.scoring.weights import FusionWeights
 
 INPUT_NAMES = ("sparse_ids", "dense", "channel", "baseline", "value")
 OUTPUT_NAMES = ("probabilities", "score")
@@ -36,11 +41,12 @@ MAX_BATCH = 1 << 24  # upper bound of the dynamic batch dimension
 
 
 class ScoringProgram(nn.Module):
-    """Architecture + fusion: (sparse ids, dense, channel, baseline, value) -> (probabilities, score).
+    """Architecture + fusion: (sparse ids, dense, channel, baseline, value) -> (predictions, score).
 
     Args:
-        model: the architecture, forward(sparse KJT, dense [B, D]) -> logits [B, n_tasks].
-        schema: its dataset schema (feature order, tasks); must have every objective on every channel.
+        model: the architecture, forward(sparse KJT, dense [B, D]) -> outputs [B, n_tasks].
+        schema: its dataset schema (feature order, tasks, objective table); must have every objective on
+            every send channel.
         fusion: the fusion weights of the chosen operating point.
     """
 
@@ -48,14 +54,12 @@ class ScoringProgram(nn.Module):
         super().__init__()
         self.model = model.eval()
         self.sparse_keys = [f.name for f in schema.sparse_features]
-        task = torch.from_numpy(channel_task_index(schema))  # [4 channel codes, 4 objectives], -1: none
+        task = torch.from_numpy(channel_task_index(schema))  # [4 channel codes, K objectives], -1: none
         # Buffers, not Python constants: they are saved as plain tensors in the .pt2 archive.
         self.register_buffer("task_index", task.clamp(min=0))
         self.register_buffer("task_present", (task >= 0).float())
-        self.register_buffer("weights", torch.from_numpy(fusion.matrix()))  # [4 channel codes, 5]
-        self.register_buffer("signs", torch.from_numpy(SIGNS))
-        self.form, self.transform = fusion.form, fusion.transform
-        self.floor, self.use_value = float(fusion.floor), bool(fusion.use_value)
+        self.register_buffer("binary", binary_tasks(schema))
+        self.fusion = TorchFusion(schema.objective_table, fusion)
 
     def forward(
         self,
@@ -65,32 +69,12 @@ class ScoringProgram(nn.Module):
         baseline: torch.Tensor,
         value: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns task probabilities [B, n_tasks] and scores [B] (exactly 0 on "none" candidates)."""
+        """Returns task predictions [B, n_tasks] and scores [B] (exactly 0 on "none" candidates)."""
         sparse = sparse_batch(self.sparse_keys, sparse_ids) if self.sparse_keys else None
-        probabilities = torch.sigmoid(self.model(sparse, dense))  # [B, T]
-        # Each candidate's (conversion, engagement, retention, unsubscribe) on its own channel: [B, 4].
-        own = probabilities.gather(1, self.task_index[channel]) * self.task_present[channel]
-        weights = self.weights[channel]  # [B, 5]: the send's channel weights, also for its baseline
-        return probabilities, self._fuse(own, weights, baseline, value)
-
-    def _fuse(
-        self, own: torch.Tensor, weights: torch.Tensor, baseline: torch.Tensor, value: torch.Tensor
-    ) -> torch.Tensor:
-        """[B] scores from per-candidate probabilities own [B, 4] and channel weights [B, 5]."""
-        scaled = own
-        if self.use_value:
-            scaled = torch.cat([own[:, :1] * value.unsqueeze(1), own[:, 1:]], dim=1)
-        cost = weights[:, 4]
-        if self.form == "sum":
-            f = torch.log1p(scaled / self.floor) if self.transform == "log" else scaled
-            terms = (f - f[baseline]) * self.signs  # [B, 4], 0 on none rows
-            return (terms * weights[:, :4]).sum(dim=1) - cost
-        logs = torch.log(scaled + self.floor)
-        unsubscribe = torch.log1p(-own[:, UNSUBSCRIBE].clamp(max=1 - 1e-6))
-        logs = torch.cat([logs[:, :UNSUBSCRIBE], unsubscribe.unsqueeze(1)], dim=1)
-        utility = torch.exp((logs * weights[:, :4]).sum(dim=1))
-        none_utility = torch.exp((logs[baseline] * weights[:, :4]).sum(dim=1))
-        return utility - none_utility - cost
+        predictions = task_predictions(self.model(sparse, dense), self.binary)  # [B, T]
+        # Each candidate's objectives (table order) on its own channel: [B, K].
+        own = predictions.gather(1, self.task_index[channel]) * self.task_present[channel]
+        return predictions, self.fusion(own, channel, baseline, value)
 
 
 def example_inputs(schema: DatasetSchema, batch: int = 8) -> tuple[torch.Tensor, ...]:

@@ -5,7 +5,9 @@ opportunity's context and the candidate's action columns), the opportunity key (
 column, shared by the candidates of one opportunity) and the channel column, with exactly one "none"
 candidate per opportunity, its baseline in the fusion. The rows go through `encode_features`, the
 preprocessing the DataModule runs in training, then through the exported program in batches that keep
-each opportunity's candidates together.
+each opportunity's candidates together. The operating point's policy (threshold, and temperature for a
+softmax policy) then gives each candidate its action probability with `mtr.scoring.policy.decide`, the
+function the Pareto study and off-policy evaluation use.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from mtr.errors import InputError
 from mtr.io import write_parquet
 from mtr.schema import DatasetSchema
 from mtr.scoring.groups import NONE_CODE, channel_codes
+from mtr.scoring.policy import opportunity_probabilities
 from mtr.serving.artifact import PROGRAM_FILE, VerifiedArtifact, verify_artifact
 from mtr.tables import FLOAT, INTEGER, NUMERIC, STRING, check_columns
 
 RUNTIMES = ("export", "aoti")
 TABLE = "candidates"
+ACTION_PROBABILITY = "action_probability"
 
 
 def check_raw_dtypes(columns: pl.Schema, schema: DatasetSchema, table: str = TABLE) -> None:
@@ -140,16 +144,21 @@ class Scorer:
 
     @torch.inference_mode()
     def score(self, frame: pl.DataFrame, batch_size: int = 2048, table: str = TABLE) -> pl.DataFrame:
-        """Probabilities `p_{task}` of every task and the `score` of each candidate, in input row order."""
+        """Predictions `p_{task}` of every task, the `score` and the `action_probability` of each candidate under
+        the operating point's policy, in input row order."""
         inputs = self.inputs(frame, table)
-        probabilities = np.empty((frame.height, len(self.schema.tasks)), np.float32)
-        scores = np.empty(frame.height, np.float32)
+        predictions = np.empty((frame.height, len(self.schema.tasks)), np.float32)
+        scores = np.empty(frame.height, np.float32)  # grouped order
         for start, stop in inputs.batches(batch_size):
-            batch_probabilities, batch_scores = self.program(*inputs.slice(start, stop))
-            probabilities[inputs.order[start:stop]] = batch_probabilities.numpy()
-            scores[inputs.order[start:stop]] = batch_scores.numpy()
-        columns = {f"p_{name}": probabilities[:, i] for i, name in enumerate(self.schema.task_names)}
-        return pl.DataFrame(columns | {"score": scores})
+            batch_predictions, batch_scores = self.program(*inputs.slice(start, stop))
+            predictions[inputs.order[start:stop]] = batch_predictions.numpy()
+            scores[start:stop] = batch_scores.numpy()
+        policy = self.artifact.operating_point.policy
+        channel = inputs.tensors[2].numpy()
+        in_order = np.empty((2, frame.height), np.float32)
+        in_order[:, inputs.order] = scores, opportunity_probabilities(inputs.group_starts, channel, scores, policy)
+        columns = {f"p_{name}": predictions[:, i] for i, name in enumerate(self.schema.task_names)}
+        return pl.DataFrame(columns | {"score": in_order[0], ACTION_PROBABILITY: in_order[1]})
 
 
 def score_file(
@@ -160,7 +169,8 @@ def score_file(
     runtime: str = "export",
     batch_size: int = 2048,
 ) -> pl.DataFrame:
-    """Score a candidates Parquet file and write the id columns, `p_{task}` and `score` to `out` (atomically)."""
+    """Score a candidates Parquet file; write the id columns, `p_{task}`, `score` and `action_probability` to `out`
+    (atomically)."""
     scorer = Scorer.load(artifact, runtime)
     path = Path(candidates)
     if not path.is_file():
