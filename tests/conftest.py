@@ -247,6 +247,12 @@ def model_configs() -> dict[str, ModelConfig]:
     return configs
 
 
+@pytest.fixture(scope="session")
+def architectures() -> dict[str, ModelConfig]:
+    """Every configs/model/*.yaml by file stem, for tests that need one architecture by name."""
+    return model_configs()
+
+
 @pytest.fixture(params=sorted(model_configs()))
 def model_config(request: pytest.FixtureRequest) -> ModelConfig:
     """Parametrises a test over every configs/model/*.yaml (test ids are the file stems)."""

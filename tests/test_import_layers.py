@@ -106,7 +106,7 @@ def test_every_stage_folder_has_a_declared_place() -> None:
         ("mtr.serving.program", "mtr.scoring.fusion", True),
         ("mtr.serving.export", "mtr.ope.estimators", False),  # serving's short list
         ("mtr.serving.scorer", "mtr.data.labels", False),
-        ("mtr.pareto.study", "mtr.experiments.report", False),  # harnesses sit beside
+        ("mtr.pareto.study", "mtr.experiments.results", False),  # harnesses sit beside
         ("mtr.experiments.oracle_gap", "mtr.pareto.study", True),
         ("mtr.schema", "mtr.data.labels", False),
     ],

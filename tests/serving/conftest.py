@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -17,25 +18,19 @@ from mtr.scoring.operating_point import OperatingPoint
 from mtr.scoring.policy import PolicyConfig
 from mtr.scoring.weights import FusionWeights
 
-# Small settings of every architecture, as a run's config.yaml names them.
-ARCHITECTURES = {
-    "single_task": ("mtr.models.single_task.SingleTask", {"embedding_dim": 4, "hidden": [8]}),
-    "shared_bottom": ("mtr.models.shared_bottom.SharedBottom", {"embedding_dim": 4, "bottom_hidden": [16, 8]}),
-    "mmoe": ("mtr.models.mmoe.MMoE", {"embedding_dim": 4, "n_experts": 3, "expert_hidden": [8, 6]}),
-    "ple": ("mtr.models.ple.PLE", {"embedding_dim": 4, "n_levels": 2, "n_specific_experts": 1, "n_shared_experts": 2}),
-}
 FUSION = FusionWeights(conversion=1.0, engagement=0.3, retention=0.5, unsubscribe=4.0, send_cost=0.01)
 
 
-def write_run(folder: Path, schema: DatasetSchema, architecture: str, seed: int = 0) -> Path:
+def write_run(folder: Path, schema: DatasetSchema, architecture: Any, seed: int = 0) -> Path:
     """A run folder as `mtr fit` writes it (config.yaml, run_info.json, metrics.csv, checkpoints/last.ckpt),
-    holding an architecture with random weights large enough that every row scores differently."""
-    import importlib
+    holding an architecture with random weights large enough that every row scores differently.
 
-    class_path, init_args = ARCHITECTURES[architecture]
-    module_name, class_name = class_path.rsplit(".", 1)
+    Args:
+        architecture: a `ModelConfig` of configs/model/ (the `model_config` and `architectures` fixtures).
+    """
+    class_path, init_args = architecture.class_path, architecture.init_args
     torch.manual_seed(seed)
-    model = getattr(importlib.import_module(module_name), class_name)(schema, **init_args)
+    model = architecture.build(schema)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.normal_(0.0, 0.5)
@@ -73,10 +68,11 @@ def toy_candidates(dataset: Path, opportunities: int = 50, seed: int = 0) -> pl.
 
 
 @pytest.fixture(scope="session")
-def serving() -> SimpleNamespace:
-    """The helpers above, for test modules (conftest files cannot be imported by name)."""
+def serving(architectures: dict[str, Any]) -> SimpleNamespace:
+    """The helpers above and the architectures of configs/model/ by name, for test modules (conftest files
+    cannot be imported by name)."""
     return SimpleNamespace(
-        architectures=ARCHITECTURES,
+        architectures=architectures,
         fusion=FUSION,
         write_run=write_run,
         write_weights=write_weights,
@@ -90,11 +86,16 @@ def toy_schema(toy_dataset: Path) -> DatasetSchema:
 
 
 @pytest.fixture(scope="session")
-def mmoe_artifact(toy_dataset: Path, toy_schema: DatasetSchema, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mmoe_artifact(
+    toy_dataset: Path,
+    toy_schema: DatasetSchema,
+    architectures: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """An exported MMoE artifact (no AOTInductor package), shared by the read-only tests."""
     from mtr.serving.export import export_artifact
 
     root = tmp_path_factory.mktemp("mmoe_artifact")
-    checkpoint = write_run(root / "run", toy_schema, "mmoe")
+    checkpoint = write_run(root / "run", toy_schema, architectures["mmoe"])
     export_artifact(checkpoint, write_weights(root / "weights.json"), root / "artifact", aoti=False)
     return root / "artifact"

@@ -110,7 +110,7 @@ def test_a_failing_compiler_is_recorded_and_the_program_still_serves(serving, to
         raise RuntimeError("no C++ compiler found")
 
     monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", no_compiler)
-    checkpoint = serving.write_run(tmp_path / "run", toy_schema, "single_task")
+    checkpoint = serving.write_run(tmp_path / "run", toy_schema, serving.architectures["single_task"])
     manifest = export_artifact(checkpoint, serving.write_weights(tmp_path / "w.json"), tmp_path / "artifact")
     assert manifest["aoti"]["reason"].endswith("RuntimeError: no C++ compiler found")
     assert not (tmp_path / "artifact" / "program_aoti.pt2").exists()

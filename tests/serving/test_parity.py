@@ -48,7 +48,7 @@ def reference(checkpoint: Path, candidates: pl.DataFrame, fusion: FusionWeights)
 def test_artifact_scores_equal_the_checkpoint_for_every_architecture(
     model_config, serving, toy_dataset, toy_schema, tmp_path
 ):
-    checkpoint = serving.write_run(tmp_path / "run", toy_schema, model_config.name, seed=3)
+    checkpoint = serving.write_run(tmp_path / "run", toy_schema, model_config, seed=3)
     export_artifact(checkpoint, serving.write_weights(tmp_path / "weights.json"), tmp_path / "artifact", aoti=False)
     candidates = serving.toy_candidates(toy_dataset, opportunities=60)
 
@@ -85,7 +85,7 @@ def test_exported_program_has_a_dynamic_batch(batch, mmoe_artifact, toy_schema):
     ids=["log", "product", "per_channel"],
 )
 def test_program_fusion_equals_fusion_fuse_with_value(fusion, serving, toy_dataset, toy_schema, tmp_path):
-    checkpoint = serving.write_run(tmp_path / "run", toy_schema, "shared_bottom", seed=1)
+    checkpoint = serving.write_run(tmp_path / "run", toy_schema, serving.architectures["shared_bottom"], seed=1)
     model, schema = load_trained_model(tmp_path / "run", str(checkpoint))
     candidates = serving.toy_candidates(toy_dataset, opportunities=40)
     value = np.random.default_rng(0).uniform(0.5, 3.0, candidates.height).astype(np.float32)
@@ -152,7 +152,7 @@ def test_lightning_fit_export_score_matches_lightning_predict(serving, toy_datas
 
 @pytest.mark.slow
 def test_aoti_package_scores_equal_the_exported_program(serving, toy_dataset, toy_schema, tmp_path):
-    checkpoint = serving.write_run(tmp_path / "run", toy_schema, "ple", seed=5)
+    checkpoint = serving.write_run(tmp_path / "run", toy_schema, serving.architectures["ple"], seed=5)
     manifest = export_artifact(checkpoint, serving.write_weights(tmp_path / "weights.json"), tmp_path / "artifact")
     assert manifest["aoti"]["file"] == "program_aoti.pt2", manifest["aoti"]
     candidates = serving.toy_candidates(toy_dataset, opportunities=60)

@@ -96,7 +96,7 @@ def _by_opportunity(frame: pl.DataFrame) -> list[pl.DataFrame]:
 def _scored(serving, toy_schema, candidates, folder, policy: PolicyConfig) -> tuple[pl.DataFrame, dict]:
     """Scores of `candidates` by an MMoE exported with `policy` (the toy model's sends score about -2.6 to -0.8)."""
     point = OperatingPoint(serving.fusion, policy)
-    checkpoint = serving.write_run(folder / "run", toy_schema, "mmoe")
+    checkpoint = serving.write_run(folder / "run", toy_schema, serving.architectures["mmoe"])
     manifest = export_artifact(checkpoint, point.save(folder / "w.json"), folder / "artifact", aoti=False)
     scored = Scorer.load(folder / "artifact").score(candidates)
     return scored.with_columns(candidates["row_id"], candidates["channel"]), manifest
@@ -135,7 +135,7 @@ def test_a_softmax_point_is_exported_with_its_temperature_and_scores_its_probabi
 
 def test_export_refuses_weights_on_objectives_the_model_does_not_predict(serving, toy_schema, tmp_path):
     point = OperatingPoint(FusionWeights(conversion=1.0, purchase_value=0.5))
-    checkpoint = serving.write_run(tmp_path / "run", toy_schema, "single_task")
+    checkpoint = serving.write_run(tmp_path / "run", toy_schema, serving.architectures["single_task"])
     with pytest.raises(InputError, match=r"\['purchase_value'\], which are not objectives"):
         export_artifact(checkpoint, point.save(tmp_path / "w.json"), tmp_path / "artifact", aoti=False)
     assert not (tmp_path / "artifact").exists()

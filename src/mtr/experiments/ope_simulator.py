@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from mtr.errors import InputError
-from mtr.experiments.report import write_results
+from mtr.experiments.results import write_results
 from mtr.experiments.targets import TargetPolicy
 from mtr.ope.estimators import ESTIMATORS, LoggedFeedback, evaluate
 from mtr.ope.problem import simulator_scored

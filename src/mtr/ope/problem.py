@@ -64,7 +64,8 @@ def simulator_scored(
 
     Returns:
         The candidates, and the problem: the model's predictions, the logged feedback and the oracle's
-        truth (each objective's `p_{name}` from the oracle, then the send indicator).
+        truth (each objective's `p_{name}` from the oracle, NaN for objectives the oracle does not know, then
+        the send indicator).
     """
     from mtr.sim.oracle import Oracle
 
@@ -76,10 +77,12 @@ def simulator_scored(
     true = oracle.probabilities(
         candidates.frame.select("row_id", "message_id", "channel", "hour").rename({"row_id": "opportunity_id"})
     )
-    missing = [o.name for o in schema.objective_table if f"p_{o.name}" not in true.columns]
-    if missing:
-        raise InputError(f"the simulator's oracle has no true probabilities of {missing}")
-    columns = [true[f"p_{o.name}"].fill_null(0.0).to_numpy() for o in schema.objective_table]
+    # An objective the world does not draw itself (a value derived from its conversions) has no truth: NaN.
+    unknown = np.full(groups.n_candidates, np.nan)
+    columns = [
+        true[f"p_{o.name}"].fill_null(0.0).to_numpy() if f"p_{o.name}" in true.columns else unknown
+        for o in schema.objective_table
+    ]
     truth = np.column_stack([*columns, groups.is_send()]).astype(np.float64)
     feedback = dataset_feedback(candidates, rows, schema, predicted)
     inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)

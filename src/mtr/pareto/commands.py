@@ -113,8 +113,14 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     spec, chosen = summary["spec"], summary["chosen"]
     print(f"study '{summary['study_name']}': {summary['trials_completed']} trials, front of {summary['front_size']}")
     print(f"chosen trial {summary['chosen_trial']} ({spec['selection']}): {chosen['params']}")
-    estimates = chosen["estimates"].items()
-    print("  estimates: " + ", ".join(f"{k} {v[spec['estimator']]['value']:.5f}" for k, v in estimates))
-    if "oracle" in summary:
-        print(f"oracle check: hypervolume ratio {summary['oracle']['hypervolume_ratio']:.3f} (goal >= 0.95)")
+    truth = chosen.get("truth") or {}
+    for name, by_estimator in chosen["estimates"].items():
+        estimate = by_estimator[spec["estimator"]]
+        true = f"; truth {truth[name]:.5f}" if name in truth else ""
+        print(f"  {name}: {estimate['value']:.5f} [95% CI {estimate['ci_low']:.5f}, {estimate['ci_high']:.5f}]{true}")
+    oracle = summary.get("oracle", {})
+    if "hypervolume_ratio" in oracle:
+        print(f"oracle check: hypervolume ratio {oracle['hypervolume_ratio']:.3f} (goal >= 0.95)")
+    elif "skipped" in oracle:
+        print(f"oracle check skipped: {oracle['skipped']}")
     print(f"weights: {out / 'weights.json'}; front plot: {out / 'front.png'} and front.html")

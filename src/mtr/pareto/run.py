@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from mtr.io import atomic_write_bytes, write_json
@@ -84,13 +85,27 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
     if chosen.truth is not None:
         summary["chosen"]["truth"] = chosen.truth
     if run.oracle_check and problem.truth is not None:
-        from mtr.pareto.oracle import estimate_errors, oracle_check
-
-        start = time.perf_counter()
-        summary["oracle"] = oracle_check(evaluator, spec, run.n_trials, front, records)
-        summary["oracle"]["front_estimate_errors"] = estimate_errors(front, list(problem.feedback.reward_names))
-        summary["oracle"]["seconds"] = time.perf_counter() - start
+        summary["oracle"] = _oracle_summary(evaluator, spec, run.n_trials, front, records)
     write_outputs(out, spec, records, front, chosen, summary)
+    return summary
+
+
+def _oracle_summary(
+    evaluator: PolicyEvaluator, spec: ParetoSpec, n_trials: int, front: list[TrialRecord], records: list[TrialRecord]
+) -> dict:
+    """The oracle check of the found front, or why it was skipped: an objective or constraint without truth
+    (the simulator's oracle knows only the outcomes it draws) has no true front to compare with."""
+    from mtr.pareto.oracle_check import estimate_errors, oracle_check
+
+    names = list(evaluator.feedback.reward_names)
+    judged = {*spec.objectives, *spec.constraints}
+    unknown = [name for k, name in enumerate(names) if name in judged and np.isnan(evaluator.truth[:, k]).any()]
+    if unknown:
+        return {"skipped": f"the oracle has no truth of {unknown}"}
+    start = time.perf_counter()
+    summary = oracle_check(evaluator, spec, n_trials, front, records)
+    summary["front_estimate_errors"] = estimate_errors(front, names)
+    summary["seconds"] = time.perf_counter() - start
     return summary
 
 
