@@ -94,7 +94,7 @@ def _by_opportunity(frame: pl.DataFrame) -> list[pl.DataFrame]:
 
 
 def _scored(serving, toy_schema, candidates, folder, policy: PolicyConfig) -> tuple[pl.DataFrame, dict]:
-    """Scores of `candidates` by an MMoE exported with `policy` (the toy model's sends score about -2.6 to -0.8)."""
+    """Scores of `candidates` by the toy MMoE (the `scorer` fixture's model) exported with `policy`."""
     point = OperatingPoint(serving.fusion, policy)
     checkpoint = serving.write_run(folder / "run", toy_schema, serving.architectures["mmoe"])
     manifest = export_artifact(checkpoint, point.save(folder / "w.json"), folder / "artifact", aoti=False)
@@ -102,35 +102,54 @@ def _scored(serving, toy_schema, candidates, folder, policy: PolicyConfig) -> tu
     return scored.with_columns(candidates["row_id"], candidates["channel"]), manifest
 
 
-def test_a_deterministic_point_gives_probability_1_to_the_best_send_past_the_threshold(
-    serving, toy_schema, scorer, candidates, tmp_path
-):
-    scored, manifest = _scored(serving, toy_schema, candidates, tmp_path, PolicyConfig(threshold=-1.2))
-    assert "threshold -1.2" in manifest["decision"]["rule"]
+def _median_best_send(scorer, candidates) -> float:
+    """The median over opportunities of the best send's score: a threshold that some opportunities pass."""
+    scores = scorer.score(candidates).with_columns(candidates["row_id"], candidates["channel"])
+    best = scores.filter(pl.col("channel") != "none").group_by("row_id").agg(pl.col("score").max())
+    return float(best["score"].median())
+
+
+def _sends_of_a_deterministic_policy(scored: pl.DataFrame, threshold: float) -> int:
+    """Checks that each opportunity gives probability 1 to its best send past `threshold`, else to "none";
+    returns how many opportunities send."""
     sends = 0
     for opportunity in _by_opportunity(scored):
         best = opportunity.filter(pl.col("channel") != "none")["score"].max()
         chosen = opportunity.filter(pl.col("action_probability") == 1.0)
         assert chosen.height == 1 and opportunity["action_probability"].sum() == 1.0
-        assert chosen["score"][0] == best if best > -1.2 else chosen["channel"][0] == "none"
-        sends += int(best > -1.2)
+        assert chosen["score"][0] == best if best > threshold else chosen["channel"][0] == "none"
+        sends += int(best > threshold)
+    return sends
+
+
+def test_a_deterministic_point_gives_probability_1_to_the_best_send_past_the_threshold(
+    serving, toy_schema, scorer, candidates, tmp_path
+):
+    threshold = _median_best_send(scorer, candidates)
+    scored, manifest = _scored(serving, toy_schema, candidates, tmp_path, PolicyConfig(threshold=threshold))
+    assert f"threshold {threshold:g}" in manifest["decision"]["rule"]
+    sends = _sends_of_a_deterministic_policy(scored, threshold)
     assert 0 < sends < scored["row_id"].n_unique()  # both outcomes occur, so the check is not trivial
-    # The policy does not change the scores: the default artifact (threshold 0.002) sends nothing here.
-    np.testing.assert_array_equal(scored["score"].to_numpy(), scorer.score(candidates)["score"].to_numpy())
-    none = scorer.score(candidates).filter(candidates["channel"] == "none")
-    assert (none["action_probability"] == 1.0).all()
+    # The policy does not change the scores; the default artifact's threshold (0.002) decides the same way.
+    default = scorer.score(candidates).with_columns(candidates["row_id"], candidates["channel"])
+    np.testing.assert_array_equal(scored["score"].to_numpy(), default["score"].to_numpy())
+    _sends_of_a_deterministic_policy(default, 0.002)
 
 
 def test_a_softmax_point_is_exported_with_its_temperature_and_scores_its_probabilities(
-    serving, toy_schema, candidates, tmp_path
+    serving, toy_schema, scorer, candidates, tmp_path
 ):
-    soft, manifest = _scored(serving, toy_schema, candidates, tmp_path, PolicyConfig(threshold=-1.2, temperature=0.3))
-    assert manifest["policy"]["temperature"] == 0.3 and "softmax" in manifest["decision"]["rule"]
+    threshold = _median_best_send(scorer, candidates)
+    spread = scorer.score(candidates)["score"]
+    temperature = float(spread.max() - spread.min())  # logits within 1 of each other: no argmax in disguise
+    policy = PolicyConfig(threshold=threshold, temperature=temperature)
+    soft, manifest = _scored(serving, toy_schema, candidates, tmp_path, policy)
+    assert manifest["policy"]["temperature"] == temperature and "softmax" in manifest["decision"]["rule"]
     for opportunity in _by_opportunity(soft):
-        logits = np.where(opportunity["channel"] == "none", -1.2, opportunity["score"]) / 0.3
+        logits = np.where(opportunity["channel"] == "none", threshold, opportunity["score"]) / temperature
         expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
         np.testing.assert_allclose(opportunity["action_probability"].to_numpy(), expected, rtol=1e-5, atol=1e-7)
-    assert 0.0 < soft["action_probability"].min() and soft["action_probability"].max() < 0.99  # no argmax in disguise
+    assert 0.0 < soft["action_probability"].min() and soft["action_probability"].max() < 0.99
 
 
 def test_export_refuses_weights_on_objectives_the_model_does_not_predict(serving, toy_schema, tmp_path):
