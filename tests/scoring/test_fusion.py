@@ -142,16 +142,24 @@ def test_the_first_maximised_objective_is_the_unit_when_no_weight_names_it() -> 
     assert resolved.to_dict()["purchase_value"] == 1.0 and resolved.to_dict()["visit"] == 0.0
 
 
-def test_product_form_refuses_a_weighted_continuous_cost() -> None:
+def test_product_form_and_log_transform_refuse_a_weighted_continuous_objective() -> None:
     table = (*SHOP[:2], Objective("refund_amount", kind="continuous", direction="minimize", loss="mse"))
     groups = shop_group().groups
     inputs = FusionInputs(groups, SHOP_VALUES, objectives=table)
-    with pytest.raises(InputError, match=r"\['refund_amount'\] are continuous costs"):
+    with pytest.raises(
+        InputError, match=r"product form needs probabilities, and \['purchase_value', 'refund_amount'\]"
+    ):
         fuse(inputs, FusionWeights(refund_amount=1.0, form="product"))
+    # log1p(v / floor) of a value below -floor is NaN: refused rather than ranked silently.
+    with pytest.raises(InputError, match=r"log transform needs probabilities, and \['purchase_value'\]"):
+        fuse(shop_group(), FusionWeights(purchase_value=1.0, transform="log"))
     with pytest.raises(InputError, match="refund_amount"):
         TorchFusion(table, FusionWeights(refund_amount=1.0, form="product"))
     assert fuse(inputs, FusionWeights(refund_amount=1.0)).shape == (3,)  # the sum form takes it
-    assert fuse(inputs, FusionWeights(form="product"))[0] == 0.0  # weight 0: the factor is not used
+    binary_only = FusionWeights(purchase_value=0.0, visit=1.0, form="product")  # weight 0: no factor of a value
+    np.testing.assert_allclose(
+        fuse(inputs, binary_only), [0.0, (0.5 + 0.01) - (0.2 + 0.01), (0.3 + 0.01) - (0.2 + 0.01)]
+    )
 
 
 # Weights of a table's objectives in table order (cut to its length), and the other settings.
@@ -171,7 +179,10 @@ def test_torch_fusion_equals_numpy_fusion_on_random_inputs(case: str, objectives
     names = [o.name for o in objectives]
     if "per_channel" in settings:  # a harsher cost (the table's last objective) on push only
         settings = {"per_channel": {"push": {**settings["per_channel"]["push"], names[-1]: 8.0}}}
-    weights = FusionWeights(dict(zip(names, by_position, strict=False)), **settings)
+    named = dict(zip(names, by_position, strict=False))
+    if case in ("log", "product"):  # these need probabilities: continuous objectives get weight 0 (refused otherwise)
+        named = {o.name: 0.0 if o.kind == "continuous" else named.get(o.name, 0.0) for o in objectives}
+    weights = FusionWeights(named, **settings)
     rng = np.random.default_rng(len(case))
     sizes = rng.integers(1, 6, 300)
     channel = rng.integers(0, NONE_CODE, sizes.sum())

@@ -32,7 +32,7 @@ import numpy as np
 from mtr.errors import InputError
 from mtr.ope.estimators import Estimator, PolicyRows, get_estimator
 from mtr.ope.logged import LoggedFeedback
-from mtr.scoring.fusion import ChannelWeights, FusionInputs, fuse
+from mtr.scoring.fusion import ChannelWeights, FusionInputs, check_form, fuse
 from mtr.scoring.groups import NONE_CODE
 from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
 from mtr.scoring.weights import FusionWeights
@@ -140,6 +140,7 @@ class PolicyEvaluator:
         groups = self.inputs.groups
         if not self._fast(weights, policy):
             return decide(groups, fuse(self.inputs, weights), policy)
+        check_form(self.inputs.objectives, weights)  # the same refusals as `fuse`
         channel_weights = ChannelWeights.of(weights, self.inputs.objectives)
         chosen = groups.starts.copy()
         threshold = np.float32(policy.threshold)

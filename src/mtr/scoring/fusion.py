@@ -68,19 +68,20 @@ def survival(objectives: Sequence[Objective]) -> np.ndarray:
 
 
 def check_form(objectives: Sequence[Objective], weights: FusionWeights) -> None:
-    """The product form's (1 - p) factor needs a probability: refuse a weighted continuous cost."""
-    if weights.form != "product":
+    """Refuse weights whose transform needs a probability on a weighted continuous objective.
+
+    The product form multiplies by (1 - p) for a cost and by (v + floor) for a benefit, and the log transform
+    takes log1p(v / floor): a continuous value can be negative or above 1, which would give NaN scores.
+    """
+    if weights.form == "sum" and weights.transform == "identity":
         return
     matrix = weights.matrix(objectives)
-    weighted = [
-        o.name
-        for k, o in enumerate(objectives)
-        if o.direction == "minimize" and o.kind != "binary" and np.any(matrix[:, k] > 0)
-    ]
+    weighted = [o.name for k, o in enumerate(objectives) if o.kind != "binary" and np.any(matrix[:, k] > 0)]
     if weighted:
+        kind = "the product form" if weights.form == "product" else "the log transform"
         raise InputError(
-            f"fusion: the product form multiplies by (1 - p) for a cost, which needs a probability; {weighted} "
-            "are continuous costs: use form 'sum' or give them weight 0"
+            f"fusion: {kind} needs probabilities, and {weighted} are continuous objectives: "
+            "use form 'sum' with transform 'identity', or give them weight 0"
         )
 
 

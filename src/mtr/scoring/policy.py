@@ -141,6 +141,8 @@ def decide(groups: CandidateGroups, scores: np.ndarray, config: PolicyConfig) ->
     scores = np.asarray(scores, dtype=np.float32)
     if scores.shape != (groups.n_candidates,):
         raise InputError(f"policy: scores must be [{groups.n_candidates}], got {list(scores.shape)}")
+    if not np.all(np.isfinite(scores)):
+        raise InputError(f"policy: {int((~np.isfinite(scores)).sum())} scores are not finite numbers")
     logits = scores.copy()
     logits[groups.starts] = config.threshold  # a send must beat the threshold to beat "none"
     if config.temperature is not None:
