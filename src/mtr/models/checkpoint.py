@@ -45,5 +45,18 @@ def load_trained_model(run_dir: Path | str, checkpoint: str = "last.ckpt") -> tu
     parsed = parser.instantiate_classes(parser.parse_object({"architecture": architecture_config}))
     model = parsed.architecture(schema)
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    missing, unexpected = _key_mismatch(model, weights)
+    if missing or unexpected:
+        raise InputError(
+            f"checkpoint {path} does not fit the architecture of {config_path}: missing weights {missing[:3]}, "
+            f"unexpected {unexpected[:3]} (checkpoints written before the shared model frame keep the shared "
+            "part's weights outside `shared.`; retrain, or rename those keys)"
+        )
     model.load_state_dict(weights)
     return model.eval(), schema
+
+
+def _key_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """The model's weight names the checkpoint lacks, and the checkpoint's names the model does not have."""
+    expected = set(model.state_dict())
+    return sorted(expected - set(weights)), sorted(set(weights) - expected)
