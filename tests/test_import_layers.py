@@ -52,7 +52,9 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 pytest.fail(f"{path}:{node.lineno}: relative import; mtr imports by absolute module names")
-            if node.module and node.module.split(".")[0] == "mtr":
+            if node.module == "mtr":  # `from mtr import pareto` imports the stage mtr.pareto
+                found += [(node.lineno, f"mtr.{alias.name}") for alias in node.names]
+            elif node.module and node.module.split(".")[0] == "mtr":
                 found.append((node.lineno, node.module))
     return found
 
@@ -94,6 +96,12 @@ def test_every_import_points_down_the_declared_layers() -> None:
 def test_every_stage_folder_has_a_declared_place() -> None:
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert folders <= set(LAYERS) | BESIDE | {"serving"}, sorted(folders - set(LAYERS) - BESIDE - {"serving"})
+
+
+def test_the_walk_sees_lazy_and_package_level_imports(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text("from mtr import pareto\n\n\ndef later():\n    import mtr.ope.evaluator\n")
+    assert imports_of(module) == [(1, "mtr.pareto"), (5, "mtr.ope.evaluator")]
 
 
 @pytest.mark.parametrize(

@@ -6,18 +6,24 @@ from pathlib import Path
 
 from mtr.data.build import BuildConfig, build_dataset_from_events
 from mtr.data.split_rates import format_report
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
 
 DEFAULT_BUILD = BuildConfig()
 
 
-def build_dataset(events: Path, out: Path, build: BuildConfig = DEFAULT_BUILD) -> None:
+def build_dataset(
+    events: Path, out: Path, build: BuildConfig = DEFAULT_BUILD, objectives: list[Objective] | None = None
+) -> None:
     """Build training tables and schema.json from raw event logs.
 
     Args:
         events: folder of raw event logs (as written by `mtr simulate`).
         out: output dataset folder (replaced only when the build succeeds).
         build: split fractions, partitions and feature settings (`--build.partitions 16`).
+        objectives: the objective table (name, kind, direction, exists_for_none, value_scaled, label_rule,
+            loss), one label per objective by its label rule; default: the messaging objectives.
     """
-    schema = build_dataset_from_events(events, out, build)
+    table = tuple(objectives) if objectives else MESSAGING_OBJECTIVES
+    schema = build_dataset_from_events(events, out, build, table)
     print(f"dataset '{schema.name}' written to {out} (fingerprint {schema.metadata['fingerprint'][:12]})")
     print(format_report(schema.metadata["rows"], schema.metadata["rates"]))

@@ -107,16 +107,18 @@ def target_decision(log: SimulatorLog, policy: TargetPolicy) -> PolicyDecision:
 def evaluate_policy(log: SimulatorLog, policy: TargetPolicy, folds: int) -> dict:
     """Estimates against truth for one policy, on the whole log and on each user fold."""
     decision = target_decision(log, policy)
-    true_per_row = decision.expectation(log.truth)  # [G, 5]
+    true_per_row = decision.expectation(log.truth)  # [G, K + 1]: the objectives and send volume
     names = log.feedback.reward_names
+    # Objectives the world does not draw have NaN truth: they are estimated, but coverage cannot be judged.
+    judged = [j for j in range(len(names)) if not np.isnan(true_per_row[:, j]).any()]
     result: dict[str, Any] = {"send_rate": decision.send_rate(), "rewards": {}}
     overall = evaluate(log.feedback, decision)
     covered = {name: 0 for name in ESTIMATORS}
     for k in range(folds):
         in_fold = log.fold == k
         fold_estimates = evaluate(_restricted(log.feedback, in_fold), decision)
-        for j, reward in enumerate(names):
-            rows = log.feedback.mask[:, j] & in_fold
+        for j in judged:
+            reward, rows = names[j], log.feedback.mask[:, j] & in_fold
             truth = true_per_row[rows, j].mean()
             for name in ESTIMATORS:
                 low, high = fold_estimates.estimates[reward][name].interval
@@ -126,9 +128,10 @@ def evaluate_policy(log: SimulatorLog, policy: TargetPolicy, folds: int) -> dict
         entry = {"truth": truth, "n_rows": overall.n_rows[reward], "ess": overall.effective_sample_size[reward]}
         for name in ESTIMATORS:
             estimate = overall.estimates[reward][name]
-            entry[name] = estimate.to_dict() | {"relative_error": (estimate.value - truth) / truth if truth else None}
+            relative = (estimate.value - truth) / truth if truth and not np.isnan(truth) else None
+            entry[name] = estimate.to_dict() | {"relative_error": relative}
         result["rewards"][reward] = entry
-    result["fold_coverage"] = {name: covered[name] / (folds * len(names)) for name in ESTIMATORS}
+    result["fold_coverage"] = {name: covered[name] / (folds * max(len(judged), 1)) for name in ESTIMATORS}
     return result
 
 

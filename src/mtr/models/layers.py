@@ -130,7 +130,7 @@ def mix(gates: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
 
 
 class Towers(nn.Module):
-    """One MLP tower per task ending in a logit, all towers batched.
+    """One MLP tower per task ending in one raw output (a binary task's logit, a continuous task's value), batched.
 
     Args:
         n_tasks: number of towers.
@@ -145,7 +145,7 @@ class Towers(nn.Module):
         self.net = BatchedMLP(n_tasks, in_dim, [*hidden, 1], dropout, final_activation=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Args: x: [B, in] shared or [n_tasks, B, in] per task. Returns logits [B, n_tasks]."""
+        """Args: x: [B, in] shared or [n_tasks, B, in] per task. Returns raw outputs [B, n_tasks]."""
         return self.net(x).squeeze(-1).t()
 
 

@@ -51,7 +51,7 @@ class GatedExperts(SharedPart):
 
 
 class MMoE(MultiTaskModel):
-    """MMoE over the schema's features, one logit per schema task.
+    """MMoE over the schema's features, one raw output per schema task.
 
     Args:
         schema: the dataset schema; tasks come out in `schema.tasks` order.

@@ -144,7 +144,7 @@ class ProgressiveExtraction(SharedPart):
 
 
 class PLE(MultiTaskModel):
-    """PLE over the schema's features, one logit per schema task.
+    """PLE over the schema's features, one raw output per schema task.
 
     Args:
         schema: the dataset schema; tasks come out in `schema.tasks` order.

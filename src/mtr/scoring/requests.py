@@ -2,7 +2,7 @@
 
 Each row is what a serving caller sends: the opportunity key (row_id), a candidate_id, the channel and
 every raw feature column of the schema (the opportunity's context with the candidate's action columns),
-and no labels. Run as `python -m mtr.scoring.requests --events DIR --dataset DIR --out FILE`.
+and no labels. `mtr candidates --events DIR --dataset DIR --out FILE` writes them.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from mtr.errors import InputError
-from mtr.objectives import MESSAGING_OBJECTIVES, objective_names
 
 COUNTRIES = ("US", "GB", "DE", "BR", "IN")
 PLATFORMS = ("ios", "android", "web")
@@ -15,9 +14,10 @@ PLANS = ("free", "trial", "premium")
 AGE_BUCKETS = ("18-24", "25-34", "35-44", "45-54", "55+")
 MESSAGE_TYPES = ("upsell_offer", "content_recommendation", "reminder", "product_news")
 TOPICS = ("fitness", "finance", "travel", "music", "cooking")
-# The outcomes the world simulates, in the objective table's order: the order of the p_{objective} columns and
-# summaries the simulator writes and the oracle returns.
-OBJECTIVES = objective_names(MESSAGING_OBJECTIVES)
+# The outcomes the world simulates, in the messaging objective table's order: the order of the p_{objective}
+# columns and summaries the simulator writes and the oracle returns. A dataset may declare more objectives
+# (computed from the logs by their label rules); the world draws these four, so only they have a truth.
+OBJECTIVES = ("conversion", "engagement", "retention", "unsubscribe")
 # The order in which the world draws its per-objective latent traits (user drivers, topic interests, template
 # quality) and stores them in [..., 4] arrays. It is part of the world's physics: another order would hand each
 # objective another random draw and so simulate another world.
