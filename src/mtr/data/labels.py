@@ -227,12 +227,14 @@ def label_opportunities(
     for part in dict.fromkeys(p for rule in (*rules.values(), value_rule) for p in rule.parts):
         labelled = labelled.join(PARTS[part](inputs), on=KEY, how="left")
     matured = {name: rule.matured(log_end) for name, rule in rules.items()}
+    tasks = messaging_tasks(objectives)
+    label_column = {task.objective: task.label_column for task in tasks}  # the schema names the columns
     return labelled.select(
         KEY,
-        *(pl.when(matured[n]).then(rule.label.cast(rule.dtype)).alias(f"label_{n}") for n, rule in rules.items()),
+        *(pl.when(matured[n]).then(rule.label.cast(rule.dtype)).alias(label_column[n]) for n, rule in rules.items()),
         *(
             (matured[task.objective] & (pl.col("channel") == task.channel)).cast(pl.Int8).alias(task.mask_column)
-            for task in messaging_tasks(objectives)
+            for task in tasks
         ),
         pl.when(value_rule.matured(log_end)).then(value_rule.label).alias(VALUE_COLUMN),
     )

@@ -222,8 +222,7 @@ def evaluate(
     rows = PolicyRows.of(feedback, target)
     chosen = [get_estimator(name) for name in (ESTIMATORS if estimators is None else estimators)]
     estimates = {e.name: e.estimate(rows) for e in chosen if e.applies(rows.direct is not None)}
-    total, squares = rows.weight.sum(axis=1), (rows.weight**2).sum(axis=1)
-    ess = np.divide(total**2, squares, out=np.zeros_like(total), where=squares > 0)
+    ess = effective_sample_sizes(rows.weight)
     names = feedback.reward_names
     return OffPolicyResult(
         {
@@ -249,7 +248,12 @@ def snips(weight: np.ndarray, reward: np.ndarray) -> Estimate:
     return Estimate(float(value[0]), float(se[0]))
 
 
+def effective_sample_sizes(weight: np.ndarray) -> np.ndarray:
+    """[K] (sum w)^2 / sum w^2 of [K, G] weights: the number of on-policy rows each weighted sample is worth."""
+    total, squares = weight.sum(axis=1), (weight**2).sum(axis=1)
+    return np.divide(total**2, squares, out=np.zeros_like(total, dtype=np.float64), where=squares > 0)
+
+
 def effective_sample_size(weight: np.ndarray) -> float:
-    """(sum w)^2 / sum w^2: the number of on-policy rows the weighted sample is worth."""
-    squares = float((weight**2).sum())
-    return float(weight.sum() ** 2 / squares) if squares > 0 else 0.0
+    """The effective sample size of one [G] vector of weights."""
+    return float(effective_sample_sizes(np.asarray(weight, dtype=np.float64)[None, :])[0])
