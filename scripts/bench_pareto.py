@@ -19,8 +19,9 @@ from pathlib import Path
 import optuna
 
 from bench_ranking import synthetic  # scripts/ is on the path of a script run from it
-from mtr.ope.estimators import ESTIMATORS, SEND_VOLUME
+from mtr.ope.estimators import ESTIMATORS
 from mtr.ope.evaluator import PolicyEvaluator
+from mtr.ope.logged_feedback import SEND_VOLUME
 from mtr.pareto.spec import ParetoSpec, SamplerSpec
 from mtr.pareto.study import open_study, run_study
 from mtr.schema import OBJECTIVES

@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from mtr.ope.estimators import LoggedFeedback, evaluate
+from mtr.ope.estimators import evaluate
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.schema import OBJECTIVES
 from mtr.scoring.fusion import FusionInputs, fuse
 from mtr.scoring.groups import NONE_CODE, CandidateGroups

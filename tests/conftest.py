@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from mtr.objectives import MESSAGING_OBJECTIVES, Objective
-from mtr.ope.estimators import LoggedFeedback
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.scoring.groups import NONE_CODE, CandidateGroups
 from mtr.scoring.policy import PolicyDecision
 

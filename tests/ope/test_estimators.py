@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from mtr.errors import InputError
-from mtr.ope.estimators import LoggedFeedback, effective_sample_size, evaluate, snips
+from mtr.ope.estimators import effective_sample_size, evaluate, snips
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.scoring.groups import NONE_CODE, CandidateGroups
 from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
 

@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from mtr.objectives import Objective
-from mtr.ope.estimators import ESTIMATORS, SEND_VOLUME, Estimator, evaluate, register
+from mtr.ope.estimators import ESTIMATORS, Estimator, evaluate, register
+from mtr.ope.logged_feedback import SEND_VOLUME
 from mtr.ope.problem import LoggedProblem
 from mtr.pareto.run import StudyRun, run_pareto
 from mtr.pareto.spec import ParetoSpec, SamplerSpec

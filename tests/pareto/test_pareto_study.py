@@ -15,7 +15,7 @@ import pytest
 
 from mtr.errors import InputError
 from mtr.objectives import MESSAGING_OBJECTIVES
-from mtr.ope.estimators import SEND_VOLUME
+from mtr.ope.logged_feedback import SEND_VOLUME
 from mtr.ope.problem import LoggedProblem
 from mtr.pareto.run import StudyRun, run_pareto
 from mtr.pareto.spec import ParetoSpec, SamplerSpec
@@ -103,7 +103,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from bench_ranking import synthetic
-from mtr.ope.estimators import SEND_VOLUME
+from mtr.ope.logged_feedback import SEND_VOLUME
 from mtr.pareto.spec import ParetoSpec, SamplerSpec
 from mtr.pareto.study import open_study, run_study
 from mtr.ope.evaluator import PolicyEvaluator

@@ -17,8 +17,8 @@ from mtr.data.preprocess import encode_features
 from mtr.models.checkpoint import load_trained_model
 from mtr.models.mmoe import MMoE
 from mtr.models.outputs import binary_tasks, task_predictions
+from mtr.ope.dataset_feedback import dataset_feedback
 from mtr.ope.estimators import evaluate
-from mtr.ope.feedback import dataset_feedback
 from mtr.schema import OBJECTIVES, SCHEMA_CHECKPOINT_KEY, DatasetSchema
 from mtr.scoring.candidates import (
     CandidateTable,

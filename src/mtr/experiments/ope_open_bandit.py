@@ -33,7 +33,8 @@ import polars as pl
 from mtr.data.adapters.source import dataset_source, read_csv_table
 from mtr.errors import InputError
 from mtr.experiments.results import write_results
-from mtr.ope.estimators import ESTIMATORS, LoggedFeedback, OffPolicyResult, evaluate
+from mtr.ope.estimators import ESTIMATORS, OffPolicyResult, evaluate
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.scoring.groups import NONE_CODE, CandidateGroups
 from mtr.scoring.policy import PolicyDecision
 

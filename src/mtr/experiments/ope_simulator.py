@@ -20,7 +20,8 @@ import polars as pl
 from mtr.errors import InputError
 from mtr.experiments.results import write_results
 from mtr.experiments.targets import TargetPolicy
-from mtr.ope.estimators import ESTIMATORS, LoggedFeedback, evaluate
+from mtr.ope.estimators import ESTIMATORS, evaluate
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.ope.problem import simulator_scored
 from mtr.schema import DatasetSchema
 from mtr.scoring.candidates import CandidateTable

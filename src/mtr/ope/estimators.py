@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.ope.logged import SEND_VOLUME, LoggedFeedback
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.scoring.policy import PolicyDecision
 
-__all__ = ["ESTIMATORS", "SEND_VOLUME", "Estimate", "Estimator", "LoggedFeedback", "evaluate", "register"]
 Z_95 = 1.959963984540054
 
 

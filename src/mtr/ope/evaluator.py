@@ -31,7 +31,7 @@ import numpy as np
 
 from mtr.errors import InputError
 from mtr.ope.estimators import Estimator, PolicyRows, get_estimator
-from mtr.ope.logged import LoggedFeedback
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.scoring.fusion import ChannelWeights, FusionInputs, check_form, fuse
 from mtr.scoring.groups import NONE_CODE
 from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide

@@ -24,8 +24,8 @@ from mtr.errors import InputError
 from mtr.io import atomic_write_bytes
 from mtr.models.checkpoint import load_trained_model
 from mtr.objectives import Objective
-from mtr.ope.feedback import dataset_feedback, logged_rewards
-from mtr.ope.logged import LoggedFeedback
+from mtr.ope.dataset_feedback import dataset_feedback, logged_rewards
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.schema import NO_SEND, DatasetSchema
 from mtr.scoring.candidates import CandidateTable, candidate_model_rows, score_candidates, simulator_candidates
 from mtr.scoring.fusion import FusionInputs

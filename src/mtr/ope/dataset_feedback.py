@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from mtr.errors import InputError
-from mtr.ope.logged import LoggedFeedback
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.schema import DatasetSchema
 from mtr.scoring.candidates import CandidateTable
 from mtr.scoring.groups import CHANNEL_CODES
