@@ -25,3 +25,13 @@ def test_read_json_names_missing_and_malformed_files(tmp_path):
         read_json(tmp_path / "bad.json")
     with pytest.raises(InputError, match="missing.json not found"):
         read_json(tmp_path / "missing.json")
+
+
+def test_write_json_writes_an_unknown_number_as_null_so_strict_readers_parse_it(tmp_path):
+    import json
+
+    write_json(tmp_path / "truth.json", {"truth": {"conversion": 0.03, "purchase_value": float("nan")}, "n": [1.5]})
+    text = (tmp_path / "truth.json").read_text()
+    assert "NaN" not in text
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+    assert strict == {"n": [1.5], "truth": {"conversion": 0.03, "purchase_value": None}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import uuid
@@ -47,8 +48,20 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 
 
 def write_json(path: Path | str, obj: Any) -> None:
-    """Write `obj` as indented, key-sorted JSON, atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """Write `obj` as indented, key-sorted JSON, atomically; NaN and infinities (an unknown truth) become null,
+    so that strict JSON readers can parse every file mtr writes."""
+    atomic_write_bytes(path, (json.dumps(_finite(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def _finite(obj: Any) -> Any:
+    """`obj` with every non-finite float replaced by None, through dicts, lists and tuples."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def read_json(path: Path | str, missing: str | None = None) -> Any:

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mtr.errors import InputError
 from mtr.objectives import Objective
 from mtr.ope.estimators import ESTIMATORS, Estimator, evaluate, register
 from mtr.ope.logged_feedback import SEND_VOLUME
@@ -119,3 +120,9 @@ def test_a_study_on_another_objective_table_takes_its_objectives_directions_and_
     trials = pl.read_csv(tmp_path / "trials.csv")
     best = trials.filter(pl.col("feasible"))["est_purchase_value"].max()
     assert trials.filter(pl.col("chosen"))["est_purchase_value"][0] == pytest.approx(best)
+
+
+def test_an_estimator_whose_weight_transform_moves_zero_is_refused() -> None:
+    # The vectorised evaluator skips the rows a deterministic policy does not take: their transformed weight must be 0.
+    with pytest.raises(InputError, match="'shifted_ips': its weight transform must map 0 to 0"):
+        Estimator("shifted_ips", transform=lambda w: w + 0.1)

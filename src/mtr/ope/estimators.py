@@ -96,6 +96,9 @@ class Estimator:
     def __post_init__(self) -> None:
         if self.doubly_robust and self.self_normalised:
             raise InputError(f"estimator '{self.name}': a weighted mean is either self-normalised or doubly robust")
+        # The vectorised evaluator sums only the rows a deterministic policy takes: g(0) must be 0 elsewhere.
+        if self.transform is not None and np.any(self.transform(np.zeros(2)) != 0):
+            raise InputError(f"estimator '{self.name}': its weight transform must map 0 to 0")
 
     def applies(self, has_model: bool) -> bool:
         """Whether the estimator can run: doubly robust ones need the reward model's predictions."""
