@@ -18,7 +18,8 @@ def logged_rewards(logged: pl.DataFrame, schema: DatasetSchema) -> tuple[np.ndar
 
     The reward of objective k is the label of the task (k, logged channel), observed where that task's
     mask is 1. An objective without a task on the logged channel (engagement and unsubscribe of a
-    no-send) cannot happen, so its reward is a known 0.
+    no-send) cannot happen, so its reward is a known 0. A missing (null or NaN) label is unobserved and
+    contributes nothing, however its mask reads: one missing label must not turn an estimate into NaN.
 
     Args:
         logged: dataset rows with the schema's channel, label and mask columns.
@@ -39,8 +40,10 @@ def logged_rewards(logged: pl.DataFrame, schema: DatasetSchema) -> tuple[np.ndar
                 mask[rows, k] = True  # a no-send has no engagement and no unsubscribe
                 continue
             check_columns("logged", logged.schema, {task.label_column: NUMERIC, task.mask_column: NUMERIC})
-            rewards[rows, k] = logged[task.label_column].to_numpy()[rows]
-            mask[rows, k] = logged[task.mask_column].to_numpy()[rows] == 1
+            label = logged[task.label_column].cast(pl.Float64).to_numpy()  # null -> NaN
+            labelled = ~np.isnan(label)
+            rewards[rows, k] = np.where(labelled, label, 0.0)[rows]
+            mask[rows, k] = ((logged[task.mask_column].to_numpy() == 1) & labelled)[rows]
     return rewards, mask
 
 
