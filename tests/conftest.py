@@ -256,4 +256,4 @@ def architectures() -> dict[str, ModelConfig]:
 @pytest.fixture(params=sorted(model_configs()))
 def model_config(request: pytest.FixtureRequest) -> ModelConfig:
     """Parametrises a test over every configs/model/*.yaml (test ids are the file stems)."""
-    return model_configs()[request.param]
+    return request.getfixturevalue("architectures")[request.param]

@@ -90,13 +90,3 @@ MESSAGING_OBJECTIVES: tuple[Objective, ...] = (
 
 def objective_names(objectives: Iterable[Objective]) -> tuple[str, ...]:
     return tuple(o.name for o in objectives)
-
-
-def check_objectives(objectives: Iterable[Objective], source: str = "objectives") -> tuple[Objective, ...]:
-    """The table as a tuple; duplicate names raise `InputError` naming them."""
-    table = tuple(objectives)
-    names = [o.name for o in table]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"{source}: duplicate objective names {duplicates}")
-    return table

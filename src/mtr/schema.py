@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from mtr.errors import InputError
 from mtr.io import read_json, write_json
-from mtr.objectives import MESSAGING_OBJECTIVES, Objective, check_objectives, objective_names
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective, objective_names
 
 OBJECTIVES = objective_names(MESSAGING_OBJECTIVES)  # the messaging objectives' names, in table order
 CHANNELS = ("push", "email", "in_app")
@@ -119,8 +119,12 @@ class DatasetSchema:
     objectives: tuple[Objective, ...] = ()
 
     def __post_init__(self) -> None:
-        check_objectives(self.objectives, f"schema '{self.name}': objectives")
-        for kind, names in (("feature", [f.name for f in self.features]), ("task", self.task_names)):
+        named = (
+            ("feature", [f.name for f in self.features]),
+            ("task", self.task_names),
+            ("objective", list(objective_names(self.objectives))),
+        )
+        for kind, names in named:
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise InputError(f"schema '{self.name}': duplicate {kind} names {duplicates}")

@@ -25,7 +25,7 @@ from mtr.data.preprocess import fit_features
 from mtr.data.split_rates import split_report
 from mtr.errors import InputError
 from mtr.io import atomic_output_dir
-from mtr.objectives import MESSAGING_OBJECTIVES, Objective, check_objectives
+from mtr.objectives import MESSAGING_OBJECTIVES, Objective
 from mtr.schema import NO_SEND, SPLITS, DatasetSchema, messaging_tasks
 
 # Tables keyed by user, split into partitions; `messages` is a small catalog every partition reads whole.
@@ -107,7 +107,7 @@ def build_dataset_from_events(
         channel_column="channel",
         propensity_column="propensity",
         value_columns=(VALUE_COLUMN,),
-        objectives=check_objectives(objectives),
+        objectives=tuple(objectives),
     )
     with atomic_output_dir(out) as folder:
         _write_splits(log, config, split_expr(days), schema, folder)

@@ -52,13 +52,14 @@ def masked_losses(
         task_losses [T] = sum_b mask * loss / max(sum_b mask, 1) (0 for a task without labelled rows),
         and labelled [T] bool, whether the task had any labelled row.
     """
-    elementwise = None
-    for name in dict.fromkeys(losses):
+    first, *others = dict.fromkeys(losses)
+    elementwise = LOSS_FUNCTIONS[first](outputs, labels, reduction="none")
+    for name in others:  # only with mixed kinds: a schema of binary tasks runs one loss and builds no mask
         loss = LOSS_FUNCTIONS[name](outputs, labels, reduction="none")
         # Each loss is computed on every column and kept where the task uses it: one kernel per loss, no
         # column copies; the other columns' values are finite, so where() passes them no gradient.
         columns = torch.tensor([n == name for n in losses], device=outputs.device)
-        elementwise = loss if elementwise is None else torch.where(columns, loss, elementwise)
+        elementwise = torch.where(columns, loss, elementwise)
     # where(), not a product: a masked row's loss cannot leak into the gradient even if it were not finite.
     elementwise = torch.where(masks > 0, elementwise, torch.zeros_like(elementwise))
     counts = masks.sum(dim=0)
