@@ -28,7 +28,7 @@ def load_trained_model(run_dir: Path | str, checkpoint: str = "last.ckpt") -> tu
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
-    path = Path(checkpoint) if Path(checkpoint).exists() else run_dir / "checkpoints" / checkpoint
+    path = checkpoint_path(run_dir, checkpoint)
     for needed in (config_path, path):
         if not needed.exists():
             raise InputError(f"run folder {run_dir}: {needed} not found")
@@ -60,3 +60,8 @@ def _key_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> tuple[l
     """The model's weight names the checkpoint lacks, and the checkpoint's names the model does not have."""
     expected = set(model.state_dict())
     return sorted(expected - set(weights)), sorted(set(weights) - expected)
+
+
+def checkpoint_path(run_dir: Path | str, checkpoint: str) -> Path:
+    """`checkpoint` when it is an existing path, else the file of that name in the run's `checkpoints/`."""
+    return Path(checkpoint) if Path(checkpoint).exists() else Path(run_dir) / "checkpoints" / checkpoint

@@ -81,7 +81,9 @@ def load_problem(out: Path, inputs: dict[str, str], events: Path | None) -> Logg
         inputs: run, checkpoint, dataset and split, as `pareto` names them.
         events: the simulator's events folder, or None for the dataset's arms.
     """
-    from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem, split_rows
+    from mtr.models.checkpoint import checkpoint_path
+    from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem
+    from mtr.schema import DatasetSchema
 
     run, checkpoint, dataset, split = (
         Path(inputs["run"]),
@@ -89,12 +91,12 @@ def load_problem(out: Path, inputs: dict[str, str], events: Path | None) -> Logg
         Path(inputs["dataset"]),
         inputs["split"],
     )
-    checkpoint_path = Path(checkpoint) if Path(checkpoint).exists() else run / "checkpoints" / checkpoint
+    model = checkpoint_path(run, checkpoint)
     key = {
         **inputs,
         "events": str(events),
-        "model": file_stamp(checkpoint_path) if checkpoint_path.exists() else None,
-        "rows": file_stamp(split_rows(dataset, split)[1].split_path(dataset, split)),
+        "model": file_stamp(model) if model.exists() else None,
+        "rows": file_stamp(DatasetSchema.load(dataset).split_path(dataset, split)),  # the schema only, not the rows
     }
     out.mkdir(parents=True, exist_ok=True)
     return cached_problem(

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mtr.errors import InputError
 from mtr.ope.evaluator import PolicyEvaluator
-from mtr.pareto.hypervolume import as_maximised, pareto_mask
+from mtr.pareto.hypervolume import as_maximised, normalised, pareto_mask
 from mtr.pareto.spec import KNEE, MAX_PREFIX, Direction, ParetoSpec
 from mtr.studies.storage import open_storage
 
@@ -171,6 +171,6 @@ def select_point(front: list[TrialRecord], objectives: Mapping[str, Direction], 
 def knee_distances(points: np.ndarray) -> np.ndarray:
     """[P] Euclidean distance of each maximised point [P, D], scaled to [0, 1] per objective, to the utopia (1...1)."""
     low, high = points.min(axis=0), points.max(axis=0)
-    scaled = (points - low) / np.where(high > low, high - low, 1.0)
+    scaled = normalised(points, low, high)
     scaled[:, high == low] = 1.0  # an objective on which the front does not vary does not separate points
     return np.sqrt(((1.0 - scaled) ** 2).sum(axis=1))
