@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -219,21 +220,29 @@ def make_bandit() -> Callable[..., SyntheticLog]:
 # The architectures under test are the configs/model/*.yaml files, so a new config is tested without editing lists.
 @dataclass(frozen=True)
 class ModelConfig:
-    """One configs/model/*.yaml: `name` is the file stem; `class_path` and `init_args` as the config writes them."""
+    """One configs/model/*.yaml: `name` is the file stem; `architecture` is its `architecture` section."""
 
     name: str
     path: Path
-    class_path: str
-    init_args: dict[str, object]
+    architecture: dict[str, Any]
 
-    def build(self, schema: object, **overrides: object) -> object:
-        """`class_path(schema, **init_args, **overrides)`: the architecture (an nn.Module) for a DatasetSchema.
+    @property
+    def shared_class(self) -> str:
+        """The class path of the frame's shared part, e.g. "mtr.models.mmoe.GatedExperts"."""
+        return self.architecture["init_args"]["shared"]["class_path"]
+
+    @property
+    def shared_args(self) -> dict[str, Any]:
+        """The shared part's own init_args as the config writes them."""
+        return self.architecture["init_args"]["shared"].get("init_args", {})
+
+    def build(self, schema: object) -> object:
+        """The architecture (an nn.Module) for a DatasetSchema, parsed as `mtr fit` parses the config.
 
         Typed `object` so that this file's imports stay as they are."""
-        import importlib
+        from mtr.models.checkpoint import build_architecture
 
-        module_name, class_name = self.class_path.rsplit(".", 1)
-        return getattr(importlib.import_module(module_name), class_name)(schema, **{**self.init_args, **overrides})
+        return build_architecture(self.architecture, schema, source=str(self.path))  # type: ignore[arg-type]
 
 
 def model_configs() -> dict[str, ModelConfig]:
@@ -242,8 +251,7 @@ def model_configs() -> dict[str, ModelConfig]:
 
     configs = {}
     for path in sorted((REPO_ROOT / "configs" / "model").glob("*.yaml")):
-        architecture = yaml.safe_load(path.read_text())["architecture"]
-        configs[path.stem] = ModelConfig(path.stem, path, architecture["class_path"], architecture.get("init_args", {}))
+        configs[path.stem] = ModelConfig(path.stem, path, yaml.safe_load(path.read_text())["architecture"])
     return configs
 
 

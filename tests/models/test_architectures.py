@@ -3,6 +3,7 @@ the shared layer GradNorm reads, independence of the single-task networks."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import pytest
@@ -12,10 +13,12 @@ from torch import nn
 from mtr.data.batch import Batch, sparse_batch
 from mtr.data.datamodule import MessagingDataModule
 from mtr.errors import InputError
-from mtr.models.mmoe import MMoE
-from mtr.models.ple import PLE
-from mtr.models.shared_bottom import SharedBottom
-from mtr.models.single_task import SingleTask
+from mtr.models.checkpoint import build_architecture
+from mtr.models.frame import MultiTaskModel
+from mtr.models.mmoe import GatedExperts
+from mtr.models.ple import ProgressiveExtraction
+from mtr.models.shared_bottom import SharedMLP
+from mtr.models.single_task import PerTaskBottoms
 from mtr.schema import DatasetSchema
 
 
@@ -58,14 +61,15 @@ def test_torch_export_gives_the_eager_logits(model_config, data):
     torch.testing.assert_close(program.module()(batch.sparse, batch.dense), model(batch.sparse, batch.dense))
 
 
-def gate_widths(model: nn.Module, init_args: dict, schema: DatasetSchema) -> dict[str, int]:
-    """The gates `model` must report, gate name -> number of experts it weighs (from its settings: the
-    config's init_args over the class defaults)."""
-    settings = {name: p.default for name, p in inspect.signature(type(model)).parameters.items()} | init_args
+def gate_widths(model: nn.Module, shared_args: dict, schema: DatasetSchema) -> dict[str, int]:
+    """The gates `model` must report, gate name -> number of experts it weighs (from its shared part's
+    settings: the config's init_args over the class defaults)."""
+    shared = type(model.shared)
+    settings = {name: p.default for name, p in inspect.signature(shared).parameters.items()} | shared_args
     names = schema.task_names
-    if isinstance(model, MMoE):
+    if shared is GatedExperts:
         return dict.fromkeys(names, settings["n_experts"])
-    if isinstance(model, PLE):
+    if shared is ProgressiveExtraction:
         specific, shared, levels = settings["n_specific_experts"], settings["n_shared_experts"], settings["n_levels"]
         widths = {f"level_{level}/{name}": specific + shared for level in range(levels) for name in names}
         # Every level but the last also mixes all experts into the next level's shared input.
@@ -79,7 +83,7 @@ def test_gates_are_distributions_and_match_forward(model_config, data):
     model = model_config.build(schema).eval()
     logits, gates = model.forward_with_gates(batch.sparse, batch.dense)
     assert torch.equal(logits, model(batch.sparse, batch.dense))
-    expected = gate_widths(model, model_config.init_args, schema)
+    expected = gate_widths(model, model_config.shared_args, schema)
     assert {key: tuple(weights.shape) for key, weights in gates.items()} == {
         key: (len(batch), width) for key, width in expected.items()
     }
@@ -89,7 +93,8 @@ def test_gates_are_distributions_and_match_forward(model_config, data):
 
 def test_single_task_networks_share_nothing(data):
     schema, batch = data
-    model = SingleTask(schema, embedding_dim=4, hidden=(8,)).eval()
+    bottoms = functools.partial(PerTaskBottoms, hidden=(8,))
+    model = MultiTaskModel(schema, bottoms, embedding_dim=4, tower_hidden=(), features_per_task=True).eval()
     before = model(batch.sparse, batch.dense)
     with torch.no_grad():  # perturb every parameter slice that belongs to task 0
         for part in (model.features.dense_arch, model.shared, model.towers):
@@ -126,10 +131,27 @@ def test_last_shared_weight_is_shared_by_every_task_or_none_if_nothing_is(model_
 def test_bad_hyperparameters_are_named(data):
     schema, _ = data
     with pytest.raises(InputError, match="n_experts"):
-        MMoE(schema, n_experts=0)
+        MultiTaskModel(schema, functools.partial(GatedExperts, n_experts=0))
     with pytest.raises(InputError, match="n_shared_experts"):
-        PLE(schema, n_shared_experts=0)
-    with pytest.raises(InputError, match="bottom_hidden"):
-        SharedBottom(schema, bottom_hidden=())
+        MultiTaskModel(schema, functools.partial(ProgressiveExtraction, n_shared_experts=0))
+    with pytest.raises(InputError, match="hidden"):
+        MultiTaskModel(schema, functools.partial(SharedMLP, hidden=()))
     with pytest.raises(InputError, match="embedding_dim"):
-        SingleTask(schema, embedding_dim=0)
+        MultiTaskModel(schema, PerTaskBottoms, embedding_dim=0)
+
+
+def test_a_config_naming_an_architecture_from_before_the_frame_is_told_the_new_form(data):
+    schema, _ = data
+    old = {"class_path": "mtr.models.mmoe.MMoE", "init_args": {"n_experts": 4}}
+    with pytest.raises(InputError, match=r"old\.yaml.*mtr\.models\.frame\.MultiTaskModel.*GatedExperts"):
+        build_architecture(old, schema, source="old.yaml")
+
+
+def test_a_bad_nested_shared_argument_names_the_config_and_the_field(data):
+    schema, _ = data
+    config = {
+        "class_path": "mtr.models.frame.MultiTaskModel",
+        "init_args": {"shared": {"class_path": "mtr.models.mmoe.GatedExperts", "init_args": {"n_expert": 4}}},
+    }
+    with pytest.raises(InputError, match=r"(?s)run/config\.yaml.*n_expert"):
+        build_architecture(config, schema, source="run/config.yaml")

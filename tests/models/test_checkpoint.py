@@ -10,11 +10,16 @@ import torch
 import yaml
 
 from mtr.errors import InputError
-from mtr.models.checkpoint import load_trained_model
-from mtr.models.mmoe import MMoE
+from mtr.models.checkpoint import build_architecture, load_trained_model
 from mtr.schema import SCHEMA_CHECKPOINT_KEY, DatasetSchema
 
-ARCHITECTURE = {"class_path": "mtr.models.mmoe.MMoE", "init_args": {"embedding_dim": 4, "n_experts": 2}}
+ARCHITECTURE = {
+    "class_path": "mtr.models.frame.MultiTaskModel",
+    "init_args": {
+        "embedding_dim": 4,
+        "shared": {"class_path": "mtr.models.mmoe.GatedExperts", "init_args": {"n_experts": 2}},
+    },
+}
 
 
 def write_run(folder: Path, schema: DatasetSchema, state_dict: dict[str, torch.Tensor]) -> None:
@@ -28,9 +33,8 @@ def test_a_checkpoint_from_before_the_model_frame_is_refused_naming_the_moved_we
     toy_dataset: Path, tmp_path: Path
 ) -> None:
     schema = DatasetSchema.load(toy_dataset)
-    old_names = {
-        k.removeprefix("shared."): v for k, v in MMoE(schema, embedding_dim=4, n_experts=2).state_dict().items()
-    }
+    model = build_architecture(ARCHITECTURE, schema, source="test")
+    old_names = {k.removeprefix("shared."): v for k, v in model.state_dict().items()}
     write_run(tmp_path, schema, old_names)
     with pytest.raises(InputError, match=r"last.ckpt does not fit the architecture .*missing weights \['shared\."):
         load_trained_model(tmp_path)

@@ -13,7 +13,7 @@ import yaml
 from mtr.cli import main
 from mtr.experiments.ope_simulator import SimulatorOpeConfig, load_simulator_log, target_decision
 from mtr.experiments.targets import TargetPolicy
-from mtr.models.mmoe import MMoE
+from mtr.models.checkpoint import build_architecture
 from mtr.ope.estimators import ESTIMATORS
 from mtr.schema import SCHEMA_CHECKPOINT_KEY, DatasetSchema
 from mtr.scoring.fusion import fuse
@@ -34,10 +34,19 @@ def run(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ope_run")
     schema = DatasetSchema.load(sim_dataset)
     torch.manual_seed(0)
-    init = {"embedding_dim": 4, "n_experts": 2, "expert_hidden": [8], "tower_hidden": [4]}
-    model = MMoE(schema, **init)
+    architecture = {
+        "class_path": "mtr.models.frame.MultiTaskModel",
+        "init_args": {
+            "embedding_dim": 4,
+            "tower_hidden": [4],
+            "shared": {
+                "class_path": "mtr.models.mmoe.GatedExperts",
+                "init_args": {"n_experts": 2, "expert_hidden": [8]},
+            },
+        },
+    }
+    model = build_architecture(architecture, schema, source="test")
     (folder / "checkpoints").mkdir()
-    architecture = {"class_path": "mtr.models.mmoe.MMoE", "init_args": init}
     (folder / "config.yaml").write_text(yaml.safe_dump({"model": {"architecture": architecture}}))
     state = {
         SCHEMA_CHECKPOINT_KEY: schema.to_dict(),

@@ -14,8 +14,7 @@ import yaml
 from mtr.cli import main
 from mtr.data.batch import sparse_batch
 from mtr.data.preprocess import encode_features
-from mtr.models.checkpoint import load_trained_model
-from mtr.models.mmoe import MMoE
+from mtr.models.checkpoint import build_architecture, load_trained_model
 from mtr.models.outputs import binary_tasks, task_predictions
 from mtr.ope.dataset_feedback import dataset_feedback
 from mtr.ope.estimators import evaluate
@@ -31,6 +30,15 @@ from mtr.scoring.fusion import FusionInputs, fuse
 from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
 from mtr.scoring.weights import FusionWeights
 from mtr.sim.oracle import Oracle
+
+SMALL_MMOE = {
+    "class_path": "mtr.models.frame.MultiTaskModel",
+    "init_args": {
+        "embedding_dim": 4,
+        "tower_hidden": [4],
+        "shared": {"class_path": "mtr.models.mmoe.GatedExperts", "init_args": {"n_experts": 2, "expert_hidden": [8]}},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +78,7 @@ def test_scoring_the_logged_candidate_reproduces_the_models_output_on_the_logged
 ) -> None:
     schema = DatasetSchema.load(world[1])
     torch.manual_seed(0)
-    model = MMoE(schema, n_experts=2, expert_hidden=(8,), tower_hidden=(4,)).eval()
+    model = build_architecture(SMALL_MMOE, schema, source="test").eval()
     rows = candidate_model_rows(candidates.frame, logged)
     probabilities = score_candidates(model, schema, rows, candidates.groups.channel, batch_size=5000)
     index = candidates.logged_index(logged)
@@ -90,11 +98,8 @@ def test_scoring_the_logged_candidate_reproduces_the_models_output_on_the_logged
 def test_load_trained_model_rebuilds_architecture_and_weights(world: tuple[Path, Path], tmp_path: Path) -> None:
     schema = DatasetSchema.load(world[1])
     torch.manual_seed(1)
-    model = MMoE(schema, embedding_dim=4, n_experts=2, expert_hidden=(8,), tower_hidden=(4,))
-    architecture = {
-        "class_path": "mtr.models.mmoe.MMoE",
-        "init_args": {"embedding_dim": 4, "n_experts": 2, "expert_hidden": [8], "tower_hidden": [4]},
-    }
+    architecture = SMALL_MMOE
+    model = build_architecture(architecture, schema, source="test")
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": {"architecture": architecture}}))
     state = {

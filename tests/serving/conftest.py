@@ -28,7 +28,6 @@ def write_run(folder: Path, schema: DatasetSchema, architecture: Any, seed: int 
     Args:
         architecture: a `ModelConfig` of configs/model/ (the `model_config` and `architectures` fixtures).
     """
-    class_path, init_args = architecture.class_path, architecture.init_args
     torch.manual_seed(seed)
     model = architecture.build(schema)
     with torch.no_grad():
@@ -42,7 +41,7 @@ def write_run(folder: Path, schema: DatasetSchema, architecture: Any, seed: int 
         "global_step": 30,
     }
     torch.save(state, folder / "checkpoints" / "last.ckpt")
-    config = {"model": {"architecture": {"class_path": class_path, "init_args": init_args}}}
+    config = {"model": {"architecture": architecture.architecture}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "run_info.json").write_text(json.dumps({"data_fingerprint": "f" * 64, "seed": seed}))
     metrics = {"epoch": [0, 1, 2, 2], "val/selection": [0.55, 0.6, 0.625, None], "val/gates/x": [1.0, 1.0, 1.0, None]}

@@ -62,7 +62,7 @@ def test_every_yaml_is_accepted_by_its_command(path, monkeypatch, capsys):
 def test_config_typo_names_the_field(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(REPO_ROOT)
     typo = tmp_path / "typo.yaml"
-    typo.write_text("model:\n  architecture:\n    class_path: mtr.models.mmoe.MMoE\n    init_args: {n_expert: 4}\n")
+    typo.write_text("model:\n  architecture:\n    init_args:\n      shared:\n        init_args: {n_expert: 4}\n")
     with pytest.raises(SystemExit):
         main(["fit", "--config", "configs/experiment/sim_mmoe.yaml", "--config", str(typo), "--print_config"])
     assert "n_expert" in capsys.readouterr().err
@@ -92,7 +92,8 @@ def test_fast_dev_run_every_model_on_simulator_and_census(model_config, dataset_
     cli = _fit(dataset, model_config.path, tmp_path, "--trainer.fast_dev_run", "2", "--data.batch_size", "256")
     assert cli.trainer.state.finished
     model = cli.model.model
-    assert f"{type(model).__module__}.{type(model).__name__}" == model_config.class_path
+    shared = type(model.shared)
+    assert f"{shared.__module__}.{shared.__name__}" == model_config.shared_class
     n_tasks = len(cli.datamodule.schema.tasks)
     batch = next(iter(cli.datamodule.val_dataloader()))
     with torch.no_grad():

@@ -16,12 +16,16 @@ import pytest
 import torch
 
 from mtr.data.datamodule import MessagingDataModule
-from mtr.models.mmoe import MMoE
+from mtr.models.frame import MultiTaskModel
+from mtr.models.mmoe import GatedExperts
 from mtr.schema import CHANNELS, SPLITS, DatasetSchema
 from mtr.training.losses import FixedWeights, GradNorm, UncertaintyWeighting
 from mtr.training.module import MultiTaskModule
 
 FIFTH = "purchase_value"
+
+# A small MMoE: the frame with 3 gated experts over 4-wide embeddings.
+SMALL_MMOE = functools.partial(MultiTaskModel, shared=functools.partial(GatedExperts, n_experts=3), embedding_dim=4)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +80,7 @@ def test_continuous_labels_are_the_summed_conversion_value_of_the_window(
 
 def test_continuous_tasks_train_with_the_masked_squared_error(data: MessagingDataModule) -> None:
     torch.manual_seed(0)
-    module = MultiTaskModule(data.schema, functools.partial(MMoE, embedding_dim=4, n_experts=3))
+    module = MultiTaskModule(data.schema, SMALL_MMOE)
     batch = next(iter(data.train_dataloader()))
     outputs = module(batch.sparse, batch.dense)
     _, task_losses = module.compute_loss(batch)
@@ -92,7 +96,7 @@ def test_an_mmoe_trains_and_reports_metrics_by_kind(data: MessagingDataModule, w
     torch.manual_seed(0)
     module = MultiTaskModule(
         data.schema,
-        functools.partial(MMoE, embedding_dim=4, n_experts=3),
+        SMALL_MMOE,
         loss_weighting=weighting,
         optimizer=functools.partial(torch.optim.Adam, lr=0.01),
     )
@@ -124,7 +128,7 @@ def test_predictions_are_probabilities_of_binary_tasks_and_raw_values_of_continu
     data: MessagingDataModule,
 ) -> None:
     torch.manual_seed(0)
-    module = MultiTaskModule(data.schema, functools.partial(MMoE, embedding_dim=4, n_experts=3))
+    module = MultiTaskModule(data.schema, SMALL_MMOE)
     quiet = {"enable_progress_bar": False, "enable_model_summary": False}
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, **quiet)
     data.predict_split = "validation"

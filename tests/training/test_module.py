@@ -12,11 +12,17 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from mtr.data.batch import Batch, sparse_batch
 from mtr.data.datamodule import MessagingDataModule
 from mtr.errors import InputError
-from mtr.models.mmoe import MMoE
-from mtr.models.shared_bottom import SharedBottom
-from mtr.models.single_task import SingleTask
+from mtr.models.frame import MultiTaskModel
+from mtr.models.mmoe import GatedExperts
+from mtr.models.shared_bottom import SharedMLP
+from mtr.models.single_task import PerTaskBottoms
 from mtr.training.losses import FixedWeights, GradNorm, UncertaintyWeighting
 from mtr.training.module import MultiTaskModule
+
+# A small MMoE: the frame with 3 gated experts over 4-wide embeddings.
+SMALL_MMOE = functools.partial(MultiTaskModel, shared=functools.partial(GatedExperts, n_experts=3), embedding_dim=4)
+# The single-task baseline: nothing shared, so GradNorm has no shared layer to measure.
+SINGLE_TASK = functools.partial(MultiTaskModel, shared=PerTaskBottoms, features_per_task=True, tower_hidden=())
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +99,7 @@ def test_fit_selects_the_best_selection_epoch_and_logs_every_metric(data, tmp_pa
     torch.manual_seed(0)
     module = MultiTaskModule(
         data.schema,
-        functools.partial(MMoE, embedding_dim=4, n_experts=3),
+        SMALL_MMOE,
         optimizer=functools.partial(torch.optim.Adam, lr=0.01),
         scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
     )
@@ -135,10 +141,10 @@ def test_fit_selects_the_best_selection_epoch_and_logs_every_metric(data, tmp_pa
 
 
 def test_weighted_selection_and_early_failures(data):
-    architecture = functools.partial(SharedBottom, embedding_dim=4)
+    architecture = functools.partial(MultiTaskModel, shared=SharedMLP, embedding_dim=4)
     module = MultiTaskModule(data.schema, architecture, selection_metric="ne:conversion_push=1")
     assert module.selection.metric == "ne" and module.selection.weights.sum().item() == 1.0
     with pytest.raises(InputError, match="unknown task 'conversion_sms'"):
         MultiTaskModule(data.schema, architecture, selection_metric="auc:conversion_sms=1")
     with pytest.raises(InputError, match="GradNorm needs an architecture with a shared layer"):
-        MultiTaskModule(data.schema, SingleTask, loss_weighting=GradNorm)
+        MultiTaskModule(data.schema, SINGLE_TASK, loss_weighting=GradNorm)

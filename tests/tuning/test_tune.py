@@ -34,10 +34,12 @@ TOY_TRAINING = {
     "model.architecture.init_args.embedding_dim": 4,
 }
 LR = "model.optimizer.init_args.lr"
+N_EXPERTS = "model.architecture.init_args.shared.init_args.n_experts"
+EXPERT_HIDDEN = "model.architecture.init_args.shared.init_args.expert_hidden"
 SPACE = {
     LR: {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
-    "model.architecture.init_args.n_experts": {"type": "int", "low": 1, "high": 3},
-    "model.architecture.init_args.expert_hidden": {"type": "categorical", "choices": ["[8]", "[16]"]},
+    N_EXPERTS: {"type": "int", "low": 1, "high": 3},
+    EXPERT_HIDDEN: {"type": "categorical", "choices": ["[8]", "[16]"]},
     "model.architecture.init_args.dropout": {"type": "float", "low": 0.0, "high": 0.2},
     "model.loss_weighting.class_path": {
         "type": "categorical",
@@ -131,7 +133,7 @@ def test_running_trials_of_other_workers_count_towards_the_target(tmp_path: Path
 
 def test_failed_trials_are_recorded_and_stop_a_worker(toy_dataset: Path, tmp_path: Path) -> None:
     root = tmp_path / "sweep"
-    space = {"model.architecture.init_args.expert_hidden": {"type": "categorical", "choices": ["[wide]"]}}
+    space = {EXPERT_HIDDEN: {"type": "categorical", "choices": ["[wide]"]}}
     with pytest.raises(RuntimeError, match=r"trials \[0, 1\] failed in a row"):
         tune(**toy_sweep(toy_dataset, root, params=space, max_failures=2))
     assert [t.state for t in load(root).get_trials()] == [TrialState.FAIL] * 2
@@ -168,9 +170,21 @@ def test_pruned_trials_are_recorded(toy_dataset: Path, tmp_path: Path) -> None:
         ("model.optimizer.init_args.lr", {"type": "float", "low": 1e-4, "hihg": 1e-2}, "lr.hihg"),
         ("model.optimizer.init_args.lr", {"type": "floats", "low": 1e-4, "high": 1e-2}, "lr.type"),
         ("model.optimizer.init_args.lr", {"type": "float", "low": 0.0, "high": 1e-2, "log": True}, "lr.low"),
-        ("model.architecture.init_args.n_experts", {"type": "int", "low": 8, "high": 2}, "n_experts.low"),
-        ("model.architecture.init_args.n_experts", {"type": "int", "low": 1.5, "high": 4}, "n_experts.low"),
-        ("model.architecture.init_args.expert_hidden", {"type": "categorical", "choices": [[16]]}, "choices"),
+        (
+            N_EXPERTS,
+            {"type": "int", "low": 8, "high": 2},
+            "n_experts.low",
+        ),
+        (
+            N_EXPERTS,
+            {"type": "int", "low": 1.5, "high": 4},
+            "n_experts.low",
+        ),
+        (
+            EXPERT_HIDDEN,
+            {"type": "categorical", "choices": [[16]]},
+            "choices",
+        ),
         ("model..lr", {"type": "float", "low": 1e-4, "high": 1e-2}, "model..lr"),
     ],
 )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -24,8 +25,6 @@ def load_trained_model(run_dir: Path | str, checkpoint: str = "last.ckpt") -> tu
         run_dir: a run folder written by `mtr fit` (config.yaml and checkpoints/).
         checkpoint: file name inside `checkpoints/`, or a path.
     """
-    from jsonargparse import ArgumentParser
-
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     path = checkpoint_path(run_dir, checkpoint)
@@ -40,10 +39,7 @@ def load_trained_model(run_dir: Path | str, checkpoint: str = "last.ckpt") -> tu
     if SCHEMA_CHECKPOINT_KEY not in state:
         raise InputError(f"checkpoint {path} has no '{SCHEMA_CHECKPOINT_KEY}': was it written by mtr fit?")
     schema = DatasetSchema.from_dict(state[SCHEMA_CHECKPOINT_KEY], source=f"{path} {SCHEMA_CHECKPOINT_KEY}")
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--architecture", type=Callable[[DatasetSchema], nn.Module])
-    parsed = parser.instantiate_classes(parser.parse_object({"architecture": architecture_config}))
-    model = parsed.architecture(schema)
+    model = build_architecture(architecture_config, schema, source=f"{config_path} model.architecture")
     weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
     missing, unexpected = _key_mismatch(model, weights)
     if missing or unexpected:
@@ -54,6 +50,41 @@ def load_trained_model(run_dir: Path | str, checkpoint: str = "last.ckpt") -> tu
         )
     model.load_state_dict(weights)
     return model.eval(), schema
+
+
+# The architecture classes before the frame took its hyperparameters: configs name the frame now.
+_BEFORE_THE_FRAME = {
+    "mtr.models.mmoe.MMoE": "mtr.models.mmoe.GatedExperts",
+    "mtr.models.ple.PLE": "mtr.models.ple.ProgressiveExtraction",
+    "mtr.models.shared_bottom.SharedBottom": "mtr.models.shared_bottom.SharedMLP",
+    "mtr.models.single_task.SingleTask": "mtr.models.single_task.PerTaskBottoms",
+}
+
+
+def build_architecture(config: Mapping[str, Any], schema: DatasetSchema, source: str) -> nn.Module:
+    """The architecture a `model.architecture` config describes, parsed as LightningCLI parses it.
+
+    Args:
+        config: `{class_path: ..., init_args: {...}}`, e.g. the frame with its nested `shared` class.
+        schema: the dataset schema the architecture is built for.
+        source: where the config comes from, named in errors.
+    """
+    from jsonargparse import ArgumentParser
+
+    old = _BEFORE_THE_FRAME.get(str(config.get("class_path")))
+    if old is not None:
+        raise InputError(
+            f"{source}: class_path {config['class_path']} is from before the frame took the shared "
+            f"hyperparameters; name mtr.models.frame.MultiTaskModel with `shared: {{class_path: {old}}}` "
+            "(see configs/model/)"
+        )
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--architecture", type=Callable[[DatasetSchema], nn.Module])
+    try:
+        parsed = parser.instantiate(parser.parse_object({"architecture": dict(config)}))
+    except Exception as error:  # jsonargparse raises its own types; name the config that failed
+        raise InputError(f"{source}: {error}") from error
+    return parsed.architecture(schema)
 
 
 def _key_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:

@@ -1,4 +1,4 @@
-"""Progressive Layered Extraction (Tang et al., RecSys 2020).
+"""Progressive Layered Extraction (Tang et al., RecSys 2020): the frame's shared part is `ProgressiveExtraction`.
 
 Each extraction level (a CGC layer) has task-specific experts for every task and shared experts.
 Task t's gate mixes its own experts and the shared ones; below the last level a shared gate mixes all
@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from mtr.errors import InputError
-from mtr.models.frame import MultiTaskModel, SharedPart
-from mtr.models.layers import BatchedMLP, FeatureArch, Gates, Towers, mix
-from mtr.schema import DatasetSchema
+from mtr.models.frame import FrameInputs, SharedPart
+from mtr.models.layers import BatchedMLP, Gates, mix
 
 
 class ExtractionLevel(nn.Module):
@@ -80,39 +79,41 @@ class ExtractionLevel(nn.Module):
 
 
 class ProgressiveExtraction(SharedPart):
-    """Stacked extraction levels; the first reads the features, each next one the previous outputs.
+    """PLE's shared part: stacked extraction levels; the first reads the features, each next one the
+    previous level's outputs.
 
     Args:
-        task_names: the tasks in schema order; gates are keyed by name.
-        in_dim: width of the features.
+        frame: the task names (gates are keyed by name), the features' width and the dropout after
+            expert activations.
         n_levels: number of extraction levels.
-        n_specific: experts per task at each level.
-        n_shared: shared experts at each level.
+        n_specific_experts: experts per task at each level.
+        n_shared_experts: shared experts at each level.
         expert_hidden: widths of each expert MLP; the last is the expert output width.
-        dropout: dropout after expert activations.
     """
 
     def __init__(
         self,
-        task_names: Sequence[str],
-        in_dim: int,
-        n_levels: int,
-        n_specific: int,
-        n_shared: int,
-        expert_hidden: Sequence[int],
-        dropout: float,
+        frame: FrameInputs,
+        *,
+        n_levels: int = 2,
+        n_specific_experts: int = 2,
+        n_shared_experts: int = 2,
+        expert_hidden: Sequence[int] = (16,),
     ) -> None:
         super().__init__()
+        n_specific, n_shared = n_specific_experts, n_shared_experts
         for name, value in (("n_levels", n_levels), ("n_specific_experts", n_specific), ("n_shared_experts", n_shared)):
             if value < 1:
                 raise InputError(f"PLE: {name} must be at least 1, got {value}")
-        self.task_names = list(task_names)
+        self.task_names = frame.task_names
         levels = []
-        width = in_dim
+        width = frame.width
         for level in range(n_levels):
             last = level == n_levels - 1
             levels.append(
-                ExtractionLevel(len(self.task_names), width, n_specific, n_shared, expert_hidden, not last, dropout)
+                ExtractionLevel(
+                    len(self.task_names), width, n_specific, n_shared, expert_hidden, not last, frame.dropout
+                )
             )
             width = levels[-1].out_dim
         self.levels = nn.ModuleList(levels)
@@ -141,38 +142,3 @@ class ProgressiveExtraction(SharedPart):
         """The last level's expert output layer (task-specific and shared experts are one tensor, so
         GradNorm measures there; a task's gradient reaches its own and the shared experts)."""
         return self.levels[-1].experts.last_weight
-
-
-class PLE(MultiTaskModel):
-    """PLE over the schema's features, one raw output per schema task.
-
-    Args:
-        schema: the dataset schema; tasks come out in `schema.tasks` order.
-        embedding_dim: width of each sparse feature's embedding.
-        dense_hidden: widths of the MLP over dense features (empty: dense features used as they are).
-        n_levels: number of extraction levels.
-        n_specific_experts: experts per task at each level.
-        n_shared_experts: shared experts at each level.
-        expert_hidden: widths of each expert MLP; the last is the expert output width.
-        tower_hidden: hidden widths of each task tower.
-        dropout: dropout after hidden activations of experts and towers.
-    """
-
-    def __init__(
-        self,
-        schema: DatasetSchema,
-        *,
-        embedding_dim: int = 8,
-        dense_hidden: Sequence[int] = (16,),
-        n_levels: int = 2,
-        n_specific_experts: int = 2,
-        n_shared_experts: int = 2,
-        expert_hidden: Sequence[int] = (16,),
-        tower_hidden: Sequence[int] = (8,),
-        dropout: float = 0.0,
-    ) -> None:
-        features = FeatureArch(schema, embedding_dim, dense_hidden)
-        shared = ProgressiveExtraction(
-            schema.task_names, features.out_dim, n_levels, n_specific_experts, n_shared_experts, expert_hidden, dropout
-        )
-        super().__init__(features, shared, Towers(len(schema.tasks), shared.out_dim, tower_hidden, dropout))

@@ -5,8 +5,8 @@ overrides) mapped to a distribution:
 
     params:
       model.optimizer.init_args.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
-      model.architecture.init_args.n_experts: {type: int, low: 2, high: 8}
-      model.architecture.init_args.expert_hidden: {type: categorical, choices: ["[16]", "[32]"]}
+      model.architecture.init_args.shared.init_args.n_experts: {type: int, low: 2, high: 8}
+      model.architecture.init_args.shared.init_args.expert_hidden: {type: categorical, choices: ["[16]", "[32]"]}
       model.loss_weighting.class_path: {type: categorical, choices: [mtr.training.losses.FixedWeights]}
 
 A sampled trial becomes the overrides `--KEY VALUE` appended to the base training configs.

@@ -39,8 +39,9 @@ class MultiTaskModule(pl.LightningModule):
 
     Args:
         schema: the dataset schema (tasks, channels, features); linked from the DataModule by the CLI.
-        architecture: builds the network from the schema, e.g. `functools.partial(MMoE, n_experts=4)`
-            or, in a config, `{class_path: mtr.models.mmoe.MMoE, init_args: {...}}`.
+        architecture: builds the network from the schema, e.g. `functools.partial(MultiTaskModel,
+            shared=GatedExperts)` or, in a config, `{class_path: mtr.models.frame.MultiTaskModel,
+            init_args: {shared: {class_path: mtr.models.mmoe.GatedExperts}, ...}}` (see configs/model/).
         loss_weighting: builds the loss weighting from the schema: `FixedWeights`,
             `UncertaintyWeighting` or `GradNorm` (from `mtr.training.losses`).
         optimizer: builds the optimiser from the parameters (default Adam, lr 1e-3).
