@@ -6,7 +6,7 @@ start=$(date +%s)
 # Every step prints its wall time, so a slow step shows.
 MTR() { local t0=$(date +%s); .venv/bin/mtr "$@"; echo "[demo] mtr $1: $(( $(date +%s) - t0 )) s"; }
 
-MTR simulate --users 5000 --days 28 --seed 7 --out "$DEMO_DIR/events"
+MTR simulate --users 5000 --days 112 --seed 7 --out "$DEMO_DIR/events"
 MTR build-dataset --events "$DEMO_DIR/events" --out "$DEMO_DIR/dataset"
 MTR fit --config configs/experiment/sim_mmoe.yaml --data.path "$DEMO_DIR/dataset" \
   --trainer.max_epochs 4 --trainer.default_root_dir "$DEMO_DIR/run" --trainer.enable_progress_bar false

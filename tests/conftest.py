@@ -86,11 +86,11 @@ def toy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small simulator dataset: `mtr simulate` (600 users, 21 days) then `mtr build-dataset`."""
+    """A small simulator dataset: `mtr simulate` (600 users, 112 days: 20, 4 and 4 split days) then `mtr build-dataset`."""
     from mtr.cli import main
 
     root = tmp_path_factory.mktemp("sim")
-    main(["simulate", "--users", "600", "--days", "21", "--seed", "3", "--out", str(root / "events")])
+    main(["simulate", "--users", "600", "--days", "112", "--seed", "3", "--out", str(root / "events")])
     main(["build-dataset", "--events", str(root / "events"), "--out", str(root / "dataset")])
     return root / "dataset"
 
@@ -131,7 +131,7 @@ PURCHASE_VALUE = Objective(
 FIFTH_OBJECTIVE_TABLE = (*MESSAGING_OBJECTIVES, PURCHASE_VALUE)
 
 
-def write_fifth_objective_world(folder: Path, users: int = 1500, days: int = 28, seed: int = 5) -> tuple[Path, Path]:
+def write_fifth_objective_world(folder: Path, users: int = 1500, days: int = 112, seed: int = 5) -> tuple[Path, Path]:
     """Simulate a small world into `folder/events` and build `folder/dataset` with `FIFTH_OBJECTIVE_TABLE`.
 
     Returns:

@@ -22,7 +22,7 @@ TABLE = [
 @pytest.fixture(scope="module")
 def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("objectives_world") / "events"
-    main(["simulate", "--users", "300", "--days", "8", "--seed", "2", "--out", str(out)])
+    main(["simulate", "--users", "300", "--days", "112", "--seed", "2", "--out", str(out)])
     return out
 
 

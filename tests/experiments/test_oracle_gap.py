@@ -87,9 +87,9 @@ def test_null_truth_on_a_labelled_row_is_an_error(world: tuple) -> None:
 
 
 def test_simulated_dataset_is_reused_and_refuses_another_world(tmp_path: Path) -> None:
-    events, dataset = simulated_dataset(tmp_path, users=200, days=14, seed=5, world=WorldConfig(task_correlation=0.0))
+    events, dataset = simulated_dataset(tmp_path, users=200, days=112, seed=5, world=WorldConfig(task_correlation=0.0))
     schema_written = (dataset / "schema.json").stat().st_mtime_ns
-    again = simulated_dataset(tmp_path, users=200, days=14, seed=5, world=WorldConfig(task_correlation=0.0))
+    again = simulated_dataset(tmp_path, users=200, days=112, seed=5, world=WorldConfig(task_correlation=0.0))
     assert again == (events, dataset) and (dataset / "schema.json").stat().st_mtime_ns == schema_written
     result = oracle_gap(dataset, events, {})
     # A simulated dataset has null engagement labels on no-send rows: they must not reach the metrics.
@@ -97,4 +97,4 @@ def test_simulated_dataset_is_reused_and_refuses_another_world(tmp_path: Path) -
     assert all(0.5 < result["truth"]["auc"][i] < 1 for i in engagement)
     assert all(result["rows"][i] > 0 for i in engagement)
     with pytest.raises(InputError, match="holds another world"):
-        simulated_dataset(tmp_path, users=200, days=14, seed=5, world=WorldConfig(task_correlation=1.0))
+        simulated_dataset(tmp_path, users=200, days=112, seed=5, world=WorldConfig(task_correlation=1.0))

@@ -45,7 +45,7 @@ SMALL_MMOE = {
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """600 users x 8 days simulated and built into a dataset."""
     root = tmp_path_factory.mktemp("ranking_world")
-    main(["simulate", "--users", "600", "--days", "8", "--seed", "5", "--out", str(root / "events")])
+    main(["simulate", "--users", "600", "--days", "112", "--seed", "5", "--out", str(root / "events")])
     main(["build-dataset", "--events", str(root / "events"), "--out", str(root / "dataset")])
     return root / "events", root / "dataset"
 

@@ -11,12 +11,12 @@ import pytest
 
 from mtr.cli import main
 
-SMALL_WORLD = ["--users", "1500", "--days", "14", "--seed", "3"]
+SMALL_WORLD = ["--users", "1500", "--days", "45", "--seed", "3"]  # 45 days: retention matures for the first 17
 
 
 @pytest.fixture(scope="session")
 def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """1500 users x 14 days, simulated through the `mtr simulate` command line."""
+    """1500 users x 45 days, simulated through the `mtr simulate` command line."""
     out = tmp_path_factory.mktemp("sim") / "events"
     main(["simulate", *SMALL_WORLD, "--out", str(out)])
     return out

@@ -44,17 +44,17 @@ def test_tables_follow_the_event_log_contract(world_dir: Path, table: Callable[[
             if isinstance(dtype, pl.Datetime):
                 assert dtype == TIMESTAMP, (name, column)
     log = open_event_log(world_dir)  # build-dataset's own checks accept the folder
-    assert log.log_end - log.log_start == timedelta(days=28 + 14 + 30)
+    assert log.log_end - log.log_start == timedelta(days=28 + 45)  # pre-period + decision days, no quiet follow-up
 
 
 def test_observation_window_and_activity_span(world_dir: Path, table: Callable[[str], pl.DataFrame]) -> None:
     meta = json.loads((world_dir / META_FILE).read_text())
     assert meta["log_start"] == "2024-02-05T00:00:00+00:00"  # 28 days before the default start date
-    assert meta["log_end"] == "2024-04-17T00:00:00+00:00"  # 14 opportunity days + 30 follow-up days later
+    assert meta["log_end"] == "2024-04-18T00:00:00+00:00"  # 45 decision days later: the policy runs to the end
     dates = table("activity")["date"]
-    assert str(dates.min()) == "2024-02-05" and str(dates.max()) == "2024-04-16"
+    assert str(dates.min()) == "2024-02-05" and str(dates.max()) == "2024-04-17"
     opportunities = table("opportunities")
-    assert opportunities.height == 1500 * 14 and opportunities["opportunity_id"].is_unique().all()
+    assert opportunities.height == 1500 * 45 and opportunities["opportunity_id"].is_unique().all()
     assert (opportunities["ts"].dt.hour() == 0).all()
     log_end = datetime.fromisoformat(meta["log_end"])
     for name in ("engagements", "conversions", "unsubscribes"):

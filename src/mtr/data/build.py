@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ import polars as pl
 from mtr.data.asof import KEY
 from mtr.data.eventlog import EventLog, open_event_log, raise_first
 from mtr.data.features import DENSE_FEATURES, DESCRIPTIONS, SPARSE_FEATURES, opportunity_features
-from mtr.data.labels import VALUE_COLUMN, label_columns, label_opportunities, mask_columns
+from mtr.data.labels import VALUE_COLUMN, ObservedUntil, label_columns, label_opportunities, mask_columns
 from mtr.data.preprocess import fit_features
 from mtr.data.split_rates import split_report
+from mtr.data.splits import SplitPlan, decisions_end, plan_splits
 from mtr.errors import InputError
 from mtr.io import atomic_output_dir
 from mtr.objectives import MESSAGING_OBJECTIVES, Objective
@@ -46,11 +46,15 @@ CONTEXT_COLUMNS = (
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """How `mtr build-dataset` splits and partitions the data.
+    """How `mtr build-dataset` splits and partitions the data (the split rule: `mtr.data.splits`).
 
     Args:
-        train_fraction: share of the opportunity days, the earliest ones, that form the train split.
+        train_fraction: share of the split days, the earliest ones, that form the train split.
         validation_fraction: share of the following days that form the validation split; test gets the rest.
+        embargo_days: a later split starts at least this many days after the earlier one's last day
+            (None: the longest label horizon, so that every earlier label has matured; 1: splits touch).
+        matured_splits: splits hold only decision days whose every label has matured by the log's end
+            (False: every day, with immature labels null and masked).
         partitions: users are processed in this many groups (user_id modulo partitions); peak memory
             scales with one group, so raise it for larger logs.
         fit_rows: at most about this many train rows (a hash sample by row_id) fit the feature encodings.
@@ -60,6 +64,8 @@ class BuildConfig:
 
     train_fraction: float = 0.7
     validation_fraction: float = 0.15
+    embargo_days: int | None = None
+    matured_splits: bool = True
     partitions: int = 8
     fit_rows: int = 1_000_000
     days_since_cap: float = 60.0
@@ -73,6 +79,8 @@ class BuildConfig:
                 "build config field 'validation_fraction' must be positive and leave days for test "
                 f"(train_fraction + validation_fraction < 1), got {self.validation_fraction}"
             )
+        if self.embargo_days is not None and self.embargo_days < 1:
+            raise InputError(f"build config field 'embargo_days' must be at least 1 (or null), got {self.embargo_days}")
         for field in ("partitions", "fit_rows"):
             if getattr(self, field) < 1:
                 raise InputError(f"build config field '{field}' must be at least 1, got {getattr(self, field)}")
@@ -93,11 +101,22 @@ def build_dataset_from_events(
     and the table saved in schema.json.
 
     Returns:
-        The saved schema; its metadata holds row counts, rates per task and split, and the split days.
+        The saved schema; its metadata holds row counts, rates per task and split, the split days and
+        the split rule (horizon, embargo, days left out).
     """
     config = config or BuildConfig()
     log = open_event_log(events)
-    days = split_days(log.tables["opportunities"], config)
+    opportunities = log.tables["opportunities"]
+    observed = ObservedUntil(log.log_end, decisions_end(opportunities, log.log_end))
+    plan = plan_splits(
+        opportunities,
+        observed,
+        objectives,
+        config.train_fraction,
+        config.validation_fraction,
+        config.embargo_days,
+        config.matured_splits,
+    )
     schema = DatasetSchema(
         name=config.name,
         features=(),
@@ -110,19 +129,21 @@ def build_dataset_from_events(
         objectives=tuple(objectives),
     )
     with atomic_output_dir(out) as folder:
-        _write_splits(log, config, split_expr(days), schema, folder)
+        _write_splits(log, config, observed, plan, schema, folder)
         train = _fit_sample(schema.split_path(folder, "train"), config.fit_rows)
         features = fit_features(train, SPARSE_FEATURES, DENSE_FEATURES, DESCRIPTIONS)
-        schema = replace(schema, features=features, metadata=_metadata(log, config, days, schema, folder))
+        schema = replace(schema, features=features, metadata=_metadata(log, config, observed, plan, schema, folder))
         schema.save(folder)
     return schema
 
 
-def _write_splits(log: EventLog, config: BuildConfig, split: pl.Expr, schema: DatasetSchema, folder: Path) -> None:
+def _write_splits(
+    log: EventLog, config: BuildConfig, observed: ObservedUntil, plan: SplitPlan, schema: DatasetSchema, folder: Path
+) -> None:
     """Build partition after partition into part files, then stream the parts into one file per split."""
     work = folder / "_work"
     for index, tables in enumerate(partitioned_tables(log, config.partitions, work / "tables")):
-        frame = build_partition(tables, log, config, split, schema.objective_table)
+        frame = build_partition(tables, observed, config, plan.expr(), schema.objective_table)
         for name in SPLITS:
             part = work / "parts" / name / f"{index:05d}.parquet"
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -130,36 +151,6 @@ def _write_splits(log: EventLog, config: BuildConfig, split: pl.Expr, schema: Da
     for name in SPLITS:
         pl.scan_parquet(work / "parts" / name / "*.parquet").sink_parquet(schema.split_path(folder, name))
     shutil.rmtree(work)
-
-
-def split_days(opportunities: pl.LazyFrame, config: BuildConfig) -> dict[str, tuple[date, date]]:
-    """First and last opportunity day of each split: the earliest days train, then validation, then test.
-
-    Raises:
-        InputError: fewer than three opportunity days, so one split would be empty.
-    """
-    days = opportunities.select(pl.col("ts").dt.date().unique().sort()).collect().to_series().to_list()
-    n_train = max(1, round(config.train_fraction * len(days)))
-    n_validation = max(1, round(config.validation_fraction * len(days)))
-    if n_train + n_validation >= len(days):
-        raise InputError(
-            f"table 'opportunities' column 'ts' spans {len(days)} day(s); the split needs at least one day "
-            "each for train, validation and test"
-        )
-    cuts = (0, n_train, n_train + n_validation, len(days))
-    return {split: (days[cuts[i]], days[cuts[i + 1] - 1]) for i, split in enumerate(SPLITS)}
-
-
-def split_expr(days: dict[str, tuple[date, date]]) -> pl.Expr:
-    """The split name of each row from the date of its decision time `ts`."""
-    day = pl.col("ts").dt.date()
-    return (
-        pl.when(day < days["validation"][0])
-        .then(pl.lit("train"))
-        .when(day < days["test"][0])
-        .then(pl.lit("validation"))
-        .otherwise(pl.lit("test"))
-    )
 
 
 def partitioned_tables(log: EventLog, partitions: int, work: Path) -> Iterator[dict[str, pl.LazyFrame]]:
@@ -181,12 +172,13 @@ def partitioned_tables(log: EventLog, partitions: int, work: Path) -> Iterator[d
 
 def build_partition(
     tables: dict[str, pl.LazyFrame],
-    log: EventLog,
+    observed: ObservedUntil,
     config: BuildConfig,
     split: pl.Expr,
     objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
 ) -> pl.DataFrame:
-    """Context, features, labels and masks of one partition's opportunities, with a `split` column."""
+    """Context, features, labels and masks of one partition's opportunities, with a `split` column (rows
+    in no split, immature or in an embargo gap, are dropped after their history has served the others)."""
     opportunities = tables["opportunities"]
     _check_engagements(opportunities, tables["engagements"])
     events = {name: tables[name] for name in ("engagements", "conversions", "unsubscribes", "activity")}
@@ -197,7 +189,7 @@ def build_partition(
         **events,
         days_since_cap=config.days_since_cap,
     )
-    labels = label_opportunities(opportunities, **events, log_end=log.log_end, objectives=objectives)
+    labels = label_opportunities(opportunities, **events, observed=observed, objectives=objectives)
     action = pl.format("{}:{}:{}", "message_id", "channel", "hour")
     context = opportunities.with_columns(
         row_id=pl.col(KEY),
@@ -207,6 +199,7 @@ def build_partition(
     frame = context.join(features, on=KEY).join(labels, on=KEY)
     columns = (*CONTEXT_COLUMNS, *(c for c in features.collect_schema().names() if c != KEY))
     tasks = messaging_tasks(objectives)
+    frame = frame.filter(pl.col("split").is_not_null())
     return frame.select(*columns, *label_columns(tasks), *mask_columns(tasks), VALUE_COLUMN, "split").collect()
 
 
@@ -236,7 +229,7 @@ def _fit_sample(train_path: Path, fit_rows: int) -> pl.DataFrame:
 
 
 def _metadata(
-    log: EventLog, config: BuildConfig, days: dict[str, tuple[date, date]], schema: DatasetSchema, folder: Path
+    log: EventLog, config: BuildConfig, observed: ObservedUntil, plan: SplitPlan, schema: DatasetSchema, folder: Path
 ) -> dict[str, Any]:
     report = {split: split_report(pl.scan_parquet(schema.split_path(folder, split)), schema) for split in SPLITS}
     return {
@@ -245,9 +238,11 @@ def _metadata(
         "fingerprint": log.fingerprint(),
         "log_start": log.log_start.isoformat(),
         "log_end": log.log_end.isoformat(),
+        "decisions_end": observed.decisions_end.isoformat(),
         "split_days": {
-            split: {"first": first.isoformat(), "last": last.isoformat()} for split, (first, last) in days.items()
+            split: {"first": first.isoformat(), "last": last.isoformat()} for split, (first, last) in plan.days.items()
         },
+        "split_rule": plan.to_dict(),
         "rows": {split: report[split]["rows"] for split in SPLITS},
         "rates": {split: report[split]["tasks"] for split in SPLITS},
         "config": asdict(config),

@@ -26,4 +26,11 @@ def build_dataset(
     table = tuple(objectives) if objectives else MESSAGING_OBJECTIVES
     schema = build_dataset_from_events(events, out, build, table)
     print(f"dataset '{schema.name}' written to {out} (fingerprint {schema.metadata['fingerprint'][:12]})")
+    rule, days = schema.metadata["split_rule"], schema.metadata["split_days"]
+    print(
+        "split days: "
+        + ", ".join(f"{split} {span['first']}..{span['last']}" for split, span in days.items())
+        + f"; embargo {rule['embargo_days']} d, longest label horizon {rule['horizon_days']} d "
+        + f"({rule['longest_label']}); days in no split: {rule['left_out_days']}"
+    )
     print(format_report(schema.metadata["rows"], schema.metadata["rates"]))

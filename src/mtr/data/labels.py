@@ -11,15 +11,23 @@ the decision time `ts` of a "send nothing" row; `log_end` closes the observation
 - conversion (every row): at least one conversion with ts in [t0, min(t0 + 7 days, next send)), where
   "next send" is the user's earliest send_ts strictly after t0 on any channel. For sends this is
   last-touch attribution within 7 days; a "send nothing" row's window ends at the next send. Two sends
-  at the same instant share a window. Matured iff the window's end <= log_end.
+  at the same instant share a window. Matured iff the window's end <= log_end and the window is not
+  censored: a window that no logged send cut is complete only if the log holds every decision until
+  t0 + 7 days (`decisions_end`). A log whose decisions stop before its end (a quiet follow-up, an extract
+  of sends older than its events) would otherwise lengthen the last windows to 7 days: those are
+  censored (null, masked), never lengthened.
 - conversion_value (every row, continuous): the summed value of the conversions in that window (0 when
   none), matured as conversion. The value column `conversion_value` holds it for every dataset.
 - retention (every row): an activity row on any day in [d + 22, d + 28], d = the UTC date of t0.
   Matured iff day d + 28 is fully observed: (d + 29 days) 00:00 UTC <= log_end.
 
 Each objective names its rule (`Objective.label_rule`, a key of `LABEL_RULES`); a rule says which
-per-opportunity windows it reads (`PARTS`), when it has matured, and its label and dtype. Adding an
-objective is a table entry plus, when no rule fits, a rule here.
+per-opportunity windows it reads (`PARTS`), when it has matured, its horizon, and its label and dtype.
+Adding an objective is a table entry plus, when no rule fits, a rule here.
+
+Horizon: a decision on day d (sends go out on the decision's day) has its label matured by 00:00 UTC of
+day d + horizon: 3 days for engagement and unsubscribe (send + 48 h), 8 for conversion (send + 7 days),
+29 for retention (day d + 28 fully observed). `mtr.data.build` splits the log by it.
 
 Masks: `mask_{objective}_{channel}` is 1 only on rows of that channel ("none" for the organic tasks
 such as conversion_none and retention_none) whose label has matured. An immature label is null, never a
@@ -61,21 +69,46 @@ class LabelInputs:
 
 
 @dataclass(frozen=True)
+class ObservedUntil:
+    """How far a log observes: its events until `log_end`, its decisions until `decisions_end`.
+
+    Attributes:
+        log_end: end of the observation window (exclusive).
+        decisions_end: the log holds every decision before this time (at most `log_end`); a later
+            decision, which could have cut a window, is not in the log.
+    """
+
+    log_end: datetime
+    decisions_end: datetime
+
+    def bound(self, rule: LabelRule) -> datetime:
+        """The time by which `rule`'s labels must have matured: decisions_end for a rule whose window a
+        later decision can cut, log_end for the others."""
+        return self.decisions_end if rule.cut_by_decisions else self.log_end
+
+
+@dataclass(frozen=True)
 class LabelRule:
     """How one objective's label is computed from the per-opportunity parts.
 
     Args:
         parts: names in `PARTS` whose columns the expressions read (joined once per build, however
             many rules share them).
-        matured: log_end -> whether the row's label is observed in full (a row that is not gets null).
+        matured: how far the log observes -> whether the row's label is observed in full (a row that is
+            not gets null).
         label: the observed outcome where matured.
         dtype: Int8 for a binary 0/1 label, Float64 for a continuous one.
+        horizon_days: a decision on day d has matured by 00:00 UTC of day d + horizon_days.
+        cut_by_decisions: a later decision can end the window (so it matures only where the log holds
+            the decisions, see `ObservedUntil`).
     """
 
     parts: tuple[str, ...]
-    matured: Callable[[datetime], pl.Expr]
+    matured: Callable[[ObservedUntil], pl.Expr]
     label: pl.Expr
     dtype: pl.DataType
+    horizon_days: int
+    cut_by_decisions: bool = False
 
     @property
     def kind(self) -> str:
@@ -92,7 +125,10 @@ def _conversion(inputs: LabelInputs) -> pl.LazyFrame:
     totals = {"conversions": pl.len().cast(pl.Int64), VALUE_COLUMN: pl.col("value").sum()}
     conversions = inputs.events["conversions"]
     counted = window_counts(windows, conversions, "ts", totals, pl.col("conversion_end"), {"": pl.col("t0")})
-    return windows.select(KEY, "conversion_end").join(counted, on=KEY)
+    cut = pl.col("next_send_ts").is_not_null() & (pl.col("next_send_ts") <= pl.col("t0") + CONVERSION_WINDOW)
+    return windows.select(
+        KEY, "conversion_end", conversion_cut=cut, conversion_nominal_end=pl.col("t0") + CONVERSION_WINDOW
+    ).join(counted, on=KEY)
 
 
 def _retention(inputs: LabelInputs) -> pl.LazyFrame:
@@ -152,25 +188,41 @@ PARTS: dict[str, Callable[[LabelInputs], pl.LazyFrame]] = {
 }
 
 
-def _reaction_matured(log_end: datetime) -> pl.Expr:
-    return pl.col("send_ts").is_not_null() & (pl.col("send_ts") + REACTION_WINDOW <= log_end)
+def _reaction_matured(observed: ObservedUntil) -> pl.Expr:
+    return pl.col("send_ts").is_not_null() & (pl.col("send_ts") + REACTION_WINDOW <= observed.log_end)
 
 
-def _conversion_matured(log_end: datetime) -> pl.Expr:
-    return pl.col("conversion_end") <= log_end
+def _conversion_matured(observed: ObservedUntil) -> pl.Expr:
+    # Cut by a logged send, or long enough observed that a send would be in the log: never censored-as-complete.
+    complete = pl.col("conversion_cut") | (pl.col("conversion_nominal_end") <= observed.decisions_end)
+    return (pl.col("conversion_end") <= observed.log_end) & complete
 
 
-def _retention_matured(log_end: datetime) -> pl.Expr:
+def _retention_matured(observed: ObservedUntil) -> pl.Expr:
     # 00:00 UTC of the day after the last retention day.
-    return pl.col("retention_day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone("UTC") <= log_end
+    end = pl.col("retention_day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return end <= observed.log_end
 
 
+_REACTION_DAYS = 3  # a send on day d, + 48 h, has reacted by day d + 3
+_CONVERSION_DAYS = 8  # a send on day d, + 7 days
+_RETENTION_HORIZON = RETENTION_DAYS[1] + 1  # day d + 28 fully observed
 LABEL_RULES: dict[str, LabelRule] = {
-    "conversion": LabelRule(("conversion_window",), _conversion_matured, pl.col("conversions") > 0, pl.Int8),
-    "conversion_value": LabelRule(("conversion_window",), _conversion_matured, pl.col(VALUE_COLUMN), pl.Float64),
-    "engagement": LabelRule(("engaged",), _reaction_matured, pl.col("engaged").fill_null(False), pl.Int8),
-    "retention": LabelRule(("retention_window",), _retention_matured, pl.col("active_days") > 0, pl.Int8),
-    "unsubscribe": LabelRule(("unsubscribed",), _reaction_matured, pl.col("unsubscribed").fill_null(False), pl.Int8),
+    "conversion": LabelRule(
+        ("conversion_window",), _conversion_matured, pl.col("conversions") > 0, pl.Int8, _CONVERSION_DAYS, True
+    ),
+    "conversion_value": LabelRule(
+        ("conversion_window",), _conversion_matured, pl.col(VALUE_COLUMN), pl.Float64, _CONVERSION_DAYS, True
+    ),
+    "engagement": LabelRule(
+        ("engaged",), _reaction_matured, pl.col("engaged").fill_null(False), pl.Int8, _REACTION_DAYS
+    ),
+    "retention": LabelRule(
+        ("retention_window",), _retention_matured, pl.col("active_days") > 0, pl.Int8, _RETENTION_HORIZON
+    ),
+    "unsubscribe": LabelRule(
+        ("unsubscribed",), _reaction_matured, pl.col("unsubscribed").fill_null(False), pl.Int8, _REACTION_DAYS
+    ),
 }
 
 
@@ -203,7 +255,7 @@ def label_opportunities(
     conversions: pl.LazyFrame,
     unsubscribes: pl.LazyFrame,
     activity: pl.LazyFrame,
-    log_end: datetime,
+    observed: ObservedUntil,
     objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
 ) -> pl.LazyFrame:
     """Labels, masks and conversion value of every opportunity of one user partition.
@@ -211,7 +263,7 @@ def label_opportunities(
     Args:
         opportunities: the `opportunities` table (all users of the partition, sends and no-sends).
         engagements, conversions, unsubscribes, activity: the same users' event tables.
-        log_end: end of the observation window.
+        observed: how far the log observes events and decisions.
         objectives: the objective table; each objective's `label_rule` computes `label_{objective}`.
 
     Returns:
@@ -226,7 +278,7 @@ def label_opportunities(
     labelled = rows
     for part in dict.fromkeys(p for rule in (*rules.values(), value_rule) for p in rule.parts):
         labelled = labelled.join(PARTS[part](inputs), on=KEY, how="left")
-    matured = {name: rule.matured(log_end) for name, rule in rules.items()}
+    matured = {name: rule.matured(observed) for name, rule in rules.items()}
     tasks = messaging_tasks(objectives)
     label_column = {task.objective: task.label_column for task in tasks}  # the schema names the columns
     return labelled.select(
@@ -236,5 +288,5 @@ def label_opportunities(
             (matured[task.objective] & (pl.col("channel") == task.channel)).cast(pl.Int8).alias(task.mask_column)
             for task in tasks
         ),
-        pl.when(value_rule.matured(log_end)).then(value_rule.label).alias(VALUE_COLUMN),
+        pl.when(value_rule.matured(observed)).then(value_rule.label).alias(VALUE_COLUMN),
     )

@@ -8,7 +8,7 @@ from mtr.errors import InputError
 from mtr.sim.config import WorldConfig
 
 
-def simulate(out: Path, users: int = 5000, days: int = 28, seed: int = 0, world: WorldConfig = WorldConfig()) -> None:  # noqa: B008
+def simulate(out: Path, users: int = 5000, days: int = 112, seed: int = 0, world: WorldConfig = WorldConfig()) -> None:  # noqa: B008
     """Simulate a messaging platform and write its raw event logs as Parquet, plus the truth.
 
     Writes the event-log contract (`mtr.events`) and meta.json to `out`, and the latent traits and
@@ -17,7 +17,10 @@ def simulate(out: Path, users: int = 5000, days: int = 28, seed: int = 0, world:
     Args:
         out: output folder for the event logs.
         users: number of users.
-        days: number of days with sending opportunities.
+        days: days the logging policy decides; the log ends with the last one, as a platform's extract
+            does, so the last days' labels are immature. `mtr build-dataset` splits only days whose labels
+            have matured, with embargoes of the longest label horizon between splits (29 days with
+            retention): 112 days give train, validation and test 20, 4 and 4 days.
         seed: random seed; the same seed gives the same bytes.
         world: the world's knobs (policy, task correlation, base rates, schedule); see `WorldConfig`.
     """

@@ -38,7 +38,8 @@ class WorldConfig:
 
     Args:
         start_date: first opportunity day (ISO date); activity starts 28 days earlier (`log_start`).
-        follow_up_days: days logged after the last opportunity day, so that labels mature.
+            The logging policy decides every day until the log ends, as a platform's does until the
+            extract: there is no quiet follow-up, so the last days' labels are immature, as in a real log.
         n_messages: message templates in the catalog.
         live_messages: average number of templates live on a day (campaign schedule).
         hours: send hours of the day offered to the policy, ascending; the last slot at least 3 h
@@ -59,7 +60,6 @@ class WorldConfig:
     """
 
     start_date: str = "2024-03-04"
-    follow_up_days: int = 30
     n_messages: int = 24
     live_messages: int = 8
     hours: tuple[int, ...] = (8, 12, 18, 21)
@@ -81,8 +81,6 @@ class WorldConfig:
             date.fromisoformat(self.start_date)
         except (TypeError, ValueError) as error:
             raise _bad("start_date", f"must be an ISO date like 2024-03-04, got {self.start_date!r}") from error
-        if self.follow_up_days < 0:
-            raise _bad("follow_up_days", f"must be >= 0, got {self.follow_up_days}")
         if self.n_messages < 4:
             raise _bad("n_messages", f"must be >= 4 (one per message type), got {self.n_messages}")
         if not 1 <= self.live_messages <= self.n_messages:

@@ -53,14 +53,14 @@ class WorldTruth:
         world: the world's config.
         users: the population (with latent traits).
         catalog: the message catalog.
-        history: the logged sends [U, D]; the log ends `world.follow_up_days` after the last day.
+        history: the logged sends [U, D]; the log ends at the end of the last day.
     """
 
     def __init__(self, world: WorldConfig, users: Population, catalog: Catalog, history: SendHistory) -> None:
         self.world, self.users, self.catalog, self.history = world, users, catalog, history
         n_users, days = history.hour.shape
         self.days = days
-        self.log_end = float(days + world.follow_up_days)
+        self.log_end = float(days)
         user, day = np.nonzero(history.sent)
         logged = self.send_outcomes(
             user, day, history.message[user, day], history.channel[user, day], history.hour[user, day]
@@ -73,7 +73,8 @@ class WorldTruth:
         self.next_send, self.previous_time, self.previous_lift = neighbour_sends(history, self.lift)
         self.organic = organic_rate(world, users)
         self.activity_base = activity_base(world, users)
-        self.offsets = activity_offsets(self.activity_effect, days + max(world.follow_up_days, RETENTION_DAYS[1] + 1))
+        # Retention truth reads up to day d + 28 of every opportunity day, past the log's end for the last ones.
+        self.offsets = activity_offsets(self.activity_effect, days + RETENTION_DAYS[1] + 1)
 
     def send_outcomes(
         self, user: np.ndarray, day: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray

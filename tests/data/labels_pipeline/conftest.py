@@ -31,7 +31,8 @@ def write_log(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def build(tmp_path: Path, write_log: Callable[..., Path]) -> Callable[..., tuple[pl.DataFrame, DatasetSchema]]:
     """Build a dataset from tables (default: hand-made) and an objective table (default: messaging); returns all
-    rows (with a `split` column) and the schema."""
+    rows (with a `split` column) and the schema. The hand-made logs are days long, not months: their splits
+    take every day (immature labels null) and touch, unless a test asks for the matured split rule."""
     count = iter(range(1_000))
 
     def run(
@@ -41,7 +42,8 @@ def build(tmp_path: Path, write_log: Callable[..., Path]) -> Callable[..., tuple
         **config: Any,
     ) -> tuple[pl.DataFrame, DatasetSchema]:
         out = tmp_path / f"dataset{next(count)}"
-        schema = build_dataset_from_events(write_log(tables, end), out, BuildConfig(**config), objectives)
+        every_day = {"matured_splits": False, "embargo_days": 1}
+        schema = build_dataset_from_events(write_log(tables, end), out, BuildConfig(**every_day | config), objectives)
         rows = pl.concat(
             [pl.read_parquet(schema.split_path(out, split)).with_columns(split=pl.lit(split)) for split in SPLITS]
         )

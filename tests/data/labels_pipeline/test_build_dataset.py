@@ -12,6 +12,7 @@ from mtr.data.build import BuildConfig, build_dataset_from_events
 from mtr.data.features import DENSE_FEATURES, SPARSE_FEATURES
 from mtr.data.preprocess import encode_features, encode_targets
 from mtr.data.synthetic import synthetic_event_log, write_event_log
+from mtr.errors import InputError
 from mtr.schema import DatasetSchema, messaging_tasks
 
 
@@ -68,9 +69,22 @@ def test_schema_round_trips_and_encodes_the_train_split(build, tmp_path: Path) -
 
 def test_command_line_builds_prints_the_report_and_rejects_a_misspelt_field(write_log, tmp_path, capsys) -> None:
     events = write_log()
-    main(["build-dataset", "--events", str(events), "--out", str(tmp_path / "cli"), "--build.partitions", "2"])
+    every_day = ["--build.matured_splits", "false", "--build.embargo_days", "1"]
+    main(
+        [
+            "build-dataset",
+            "--events",
+            str(events),
+            "--out",
+            str(tmp_path / "cli"),
+            "--build.partitions",
+            "2",
+            *every_day,
+        ]
+    )
     printed = capsys.readouterr().out
     assert "rows: train 7, validation 1, test 1" in printed
+    assert "embargo 1 d, longest label horizon 29 d (retention)" in printed
     assert "conversion_push" in printed and "0.5000" in printed
     assert DatasetSchema.load(tmp_path / "cli").metadata["config"]["partitions"] == 2
     with pytest.raises(SystemExit):
@@ -84,7 +98,11 @@ def test_partitioning_users_does_not_change_a_single_value(tmp_path: Path) -> No
     events = write_event_log(tmp_path / "events", tables, start, end)
     outputs = {}
     for partitions in (1, 3):
-        schema = build_dataset_from_events(events, tmp_path / f"p{partitions}", BuildConfig(partitions=partitions))
+        schema = build_dataset_from_events(
+            events,
+            tmp_path / f"p{partitions}",
+            BuildConfig(partitions=partitions, matured_splits=False, embargo_days=1),
+        )
         outputs[partitions] = (schema, pl.read_parquet(schema.split_path(tmp_path / f"p{partitions}", "train")))
     (schema_1, train_1), (schema_3, train_3) = outputs[1], outputs[3]
     assert train_1.height == schema_1.metadata["rows"]["train"] > 3000
@@ -97,3 +115,11 @@ def test_partitioning_users_does_not_change_a_single_value(tmp_path: Path) -> No
     # Split by time: every train decision precedes every validation decision.
     validation = pl.read_parquet(schema_1.split_path(tmp_path / "p1", "validation"))
     assert train_1["ts"].max() < validation["ts"].min()
+
+
+def test_a_log_too_short_for_matured_embargoed_splits_is_refused_naming_the_longest_label(write_log, tmp_path) -> None:
+    with pytest.raises(
+        InputError, match=r"spans 8 day\(s\), 5 of them with matured labels.*29 days, objective 'retention'"
+    ):
+        build_dataset_from_events(write_log(), tmp_path / "dataset")
+    assert not (tmp_path / "dataset").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +13,9 @@ from handmade_log import ENGAGEMENT_SCHEMA, Tables, at, events, handmade_tables
 
 from mtr.data.build import BuildConfig, build_dataset_from_events
 from mtr.errors import InputError
+
+# The hand-made logs are days long: splits over every day, touching (the matured rule needs months).
+EVERY_DAY = BuildConfig(matured_splits=False, embargo_days=1)
 
 
 def _set(table: str, column: str, value: object, row: int = 0) -> Callable[[Tables], Tables]:
@@ -97,7 +101,7 @@ def test_bad_tables_fail_naming_table_and_column(case: str, write_log, tmp_path:
     events_dir = write_log(edit(handmade_tables()))
     out = tmp_path / "dataset"
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        build_dataset_from_events(events_dir, out)
+        build_dataset_from_events(events_dir, out, EVERY_DAY)
     assert not out.exists()
 
 
@@ -137,17 +141,17 @@ def test_bad_event_folders_fail_naming_the_file_or_field(case: str, write_log, t
     folder = write_log()
     edit(folder)
     with pytest.raises(InputError, match=message):
-        build_dataset_from_events(folder, tmp_path / "dataset")
+        build_dataset_from_events(folder, tmp_path / "dataset", EVERY_DAY)
 
 
 def test_a_failed_build_keeps_the_previous_dataset_and_leaves_no_temporary_folder(write_log, tmp_path: Path) -> None:
     out = tmp_path / "dataset"
-    build_dataset_from_events(write_log(), out)
+    build_dataset_from_events(write_log(), out, EVERY_DAY)
     before = {path.name: path.stat().st_size for path in out.iterdir()}
     # Fails per partition, after the whole-table checks have passed and parts were written.
     bad = _set("engagements", "ts", at(0, 8))(handmade_tables())
     with pytest.raises(InputError, match="table 'engagements' column 'ts'"):
-        build_dataset_from_events(write_log(bad), out, BuildConfig(partitions=2))
+        build_dataset_from_events(write_log(bad), out, replace(EVERY_DAY, partitions=2))
     assert {path.name: path.stat().st_size for path in out.iterdir()} == before
     assert sorted(path.name for path in tmp_path.iterdir() if "dataset" in path.name) == ["dataset"]
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from handmade_log import CONVERSION_SCHEMA, UNSUBSCRIBE_SCHEMA, at, events, handmade_tables, truncate
+from handmade_log import CONVERSION_SCHEMA, LOG_END, UNSUBSCRIBE_SCHEMA, at, events, handmade_tables, truncate
 
 from mtr.data.labels import mask_columns
 from mtr.errors import InputError
@@ -151,3 +151,23 @@ def test_an_objective_without_a_fitting_label_rule_is_named(
 ) -> None:
     with pytest.raises(InputError, match=message):
         build(objectives=(*MESSAGING_OBJECTIVES, objective))
+
+
+def test_a_conversion_window_no_logged_decision_could_cut_is_censored_never_lengthened(build) -> None:
+    """The log goes on 30 days after its last decision (a quiet follow-up): a window that no logged send cut and
+    whose 7 days pass the last decision day is censored (null, masked), since a decision the log does not hold
+    could have cut it; a window a logged send cut keeps its label."""
+    rows, schema = build(end=LOG_END + timedelta(days=30))
+    decisions_end = pl.Series([schema.metadata["decisions_end"]]).str.to_datetime()[0]
+    t0 = pl.coalesce("send_ts", "ts")
+    next_send = rows.filter(pl.col("send_ts").is_not_null()).select("user_id", next_ts=pl.col("send_ts"))
+    windows = (
+        rows.join(next_send, on="user_id", how="left")
+        .with_columns(cut=(pl.col("next_ts") > t0) & (pl.col("next_ts") <= t0 + timedelta(days=7)))
+        .group_by("row_id")
+        .agg(pl.col("cut").any(), pl.first("label_conversion"), open_end=(t0 + timedelta(days=7)).first())
+    )
+    censored = windows.filter(~pl.col("cut") & (pl.col("open_end") > decisions_end))
+    assert censored.height > 0 and censored["label_conversion"].null_count() == censored.height
+    complete = windows.filter(pl.col("cut") | (pl.col("open_end") <= decisions_end))
+    assert complete["label_conversion"].null_count() == 0
