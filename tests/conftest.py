@@ -86,7 +86,7 @@ def toy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small simulator dataset: `mtr simulate` (600 users, 112 days: 20, 4 and 4 split days) then `mtr build-dataset`."""
+    """A small simulator dataset: `mtr simulate` (600 users x 112 days; 20, 4, 4 split days), `mtr build-dataset`."""
     from mtr.cli import main
 
     root = tmp_path_factory.mktemp("sim")
