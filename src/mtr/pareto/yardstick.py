@@ -46,7 +46,6 @@ def oracle_optimum(evaluator: PolicyEvaluator, spec: ParetoSpec, objective: str,
     names = evaluator.feedback.reward_names
     direction = spec.objectives[objective]
     space = spec.space()
-    study = optuna.create_study(direction=direction, sampler=spec.sampler.build())
 
     def run(trial: optuna.Trial) -> float:
         decision = suggested_decision(trial, evaluator, spec, space)
@@ -56,7 +55,8 @@ def oracle_optimum(evaluator: PolicyEvaluator, spec: ParetoSpec, objective: str,
             trial.set_constraint(f"max_{reward}", truth[reward] - cap)
         return truth[objective]
 
-    with quiet():
+    with quiet():  # the study's creation is logged too
+        study = optuna.create_study(direction=direction, sampler=spec.sampler.build())
         study.optimize(run, n_trials=n_trials)
     done = [t.user_attrs["truth"] for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
     candidates = [t for t in [*done, truth_of_send_nothing(evaluator, spec)] if truly_feasible(t, spec.constraints)]
