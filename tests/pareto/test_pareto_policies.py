@@ -16,6 +16,7 @@ from mtr.objectives import Objective
 from mtr.ope.estimators import ESTIMATORS, Estimator, evaluate, register
 from mtr.ope.logged_feedback import SEND_VOLUME
 from mtr.ope.problem import LoggedProblem
+from mtr.pareto.certify import holdout_rows, part_feedback
 from mtr.pareto.run import StudyRun, run_pareto
 from mtr.pareto.spec import ParetoSpec, SamplerSpec
 from mtr.schema import OBJECTIVES
@@ -60,7 +61,9 @@ def test_a_softmax_study_records_its_temperature_and_its_estimates_are_the_ope_o
     assert point.policy.temperature == pytest.approx(expected)
     decision = decide(problem.inputs.groups, fuse(problem.inputs, point.fusion), point.policy)
     assert np.mean(problem.inputs.groups.group_max(decision.probabilities) < 0.99) > 0.1  # really stochastic
-    result = evaluate(problem.feedback, decision)
+    # What is written is the re-estimate on the held-out users, never the rows the study selected on.
+    held = holdout_rows(problem.inputs.groups.user, summary["spec"]["holdout"], summary["spec"]["split_seed"])
+    result = evaluate(part_feedback(problem.feedback, held), decision)
     for reward in problem.feedback.reward_names:
         assert point.estimates[reward] == pytest.approx(result.value(reward, "dr"), rel=1e-9)
         # The study's truth is the policy's expected true reward; DR (with the truth as reward model) is close.
@@ -87,8 +90,10 @@ def test_a_registered_estimator_runs_in_evaluate_and_in_a_study(problem, tmp_pat
         result = evaluate(fb, decision)
         for k, reward in enumerate(fb.reward_names):
             assert result.value(reward, "clipped_ips") == pytest.approx(np.mean(weight * fb.rewards[:, k]), rel=1e-9)
-    # The study's (sparse) estimates of the chosen point equal `evaluate`'s.
-    chosen = evaluate(fb, decide(problem.inputs.groups, fuse(problem.inputs, point.fusion), point.policy))
+    # The written estimates of the chosen point are `evaluate`'s on the held-out users.
+    held = holdout_rows(problem.inputs.groups.user, summary["spec"]["holdout"], summary["spec"]["split_seed"])
+    decision = decide(problem.inputs.groups, fuse(problem.inputs, point.fusion), point.policy)
+    chosen = evaluate(part_feedback(fb, held), decision)
     for reward in fb.reward_names:
         assert point.estimates[reward] == pytest.approx(chosen.value(reward, "clipped_ips"), rel=1e-9)
         assert "clipped_ips" in summary["chosen"]["estimates"][reward]

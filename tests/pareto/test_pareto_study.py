@@ -64,11 +64,18 @@ def test_study_writes_every_output_and_weights_load(problem, tmp_path):
     assert trials.height == 24 and front.height == summary["front_size"] >= 1
     chosen = trials.filter(pl.col("chosen"))
     point = OperatingPoint.load(tmp_path / "weights.json")
-    # The default rule: the feasible trial with the highest estimated conversion.
-    assert chosen["est_conversion"][0] == pytest.approx(trials.filter(pl.col("feasible"))["est_conversion"].max())
+    # The default rule: the certified trial with the highest lower bound of conversion on the selection part.
+    lower = pl.col("est_conversion") - summary["spec"]["z"] * pl.col("se_conversion")
+    certified = trials.filter(pl.col("feasible")).with_columns(lower.alias("lower"))
+    assert certified.filter(pl.col("chosen"))["lower"][0] == pytest.approx(certified["lower"].max())
+    assert summary["certified"] and point.provenance["certified"]  # no constraint: nothing to fail
     assert point.fusion.weights["unsubscribe"] == pytest.approx(chosen["unsubscribe"][0])
     assert point.fusion.weights["conversion"] == 1.0
-    assert point.estimates["conversion"] == pytest.approx(chosen["est_conversion"][0])
+    # What is written is the held-out re-estimate, with its interval, not the selection part's estimate.
+    held_out = summary["chosen"]["bounds"]["conversion"]
+    assert point.estimates["conversion"] == pytest.approx(held_out["value"])
+    assert point.estimates["conversion"] != pytest.approx(chosen["est_conversion"][0])
+    assert point.provenance["intervals"]["conversion"] == pytest.approx([held_out["low"], held_out["high"]])
     assert point.provenance["trial"] == chosen["trial"][0]
     oracle = json.loads((tmp_path / "summary.json").read_text())["oracle"]
     assert 0 < oracle["hypervolume_ratio"] <= 1.0
@@ -81,9 +88,14 @@ def test_constraints_keep_infeasible_points_out_of_the_choice(problem, tmp_path)
     capped_spec = spec(constraints={"unsubscribe": cap})
     capped = run_pareto(problem, capped_spec, StudyRun(tmp_path / "cap", "capped", journal(tmp_path), 16), {})
     trials = pl.read_csv(tmp_path / "cap" / "trials.csv")
-    assert trials.filter(~pl.col("feasible"))["est_unsubscribe"].min() > cap
-    assert capped["chosen"]["estimates"]["unsubscribe"]["dr"]["value"] <= cap
-    assert trials.filter(pl.col("chosen"))["feasible"][0]
+    upper = trials["est_unsubscribe"] + capped["spec"]["z"] * trials["se_unsubscribe"]
+    assert ((upper <= cap) == trials["feasible"]).all()  # certified exactly when the upper bound is within budget
+    if capped["certified"]:
+        assert trials.filter(pl.col("chosen"))["feasible"][0]
+        assert capped["chosen"]["bounds"]["unsubscribe"]["high"] <= cap
+    else:  # a result, with the data that would certify the closest trial
+        assert capped["chosen"]["operating_point"] == "send nothing"
+        assert capped["opportunities_needed"] > problem.inputs.groups.n_groups
 
 
 def test_rerun_resumes_the_same_study(problem, tmp_path):

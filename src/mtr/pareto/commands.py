@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mtr.ope.estimators import Z_95
 from mtr.pareto.spec import Direction, SamplerSpec
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ def pareto(
     selection: str = "",
     sampler: SamplerSpec = SamplerSpec(),  # noqa: B008 (frozen dataclass)
     prune: bool = True,
+    holdout: float = 0.5,
+    z: float = Z_95,
+    split_seed: int = 0,
     study_name: str = "pareto",
     storage: str | None = None,
     n_trials: int = 80,
@@ -56,6 +60,10 @@ def pareto(
             objective, conversion for messaging data) or knee (closest to utopia).
         sampler: nsga2 (default), tpe or random, with population size and seed.
         prune: drop dominated candidates once (exact for the deterministic policy).
+        holdout: share of the users held out of the search; the chosen point is re-estimated on them, and only a
+            re-estimate whose upper bounds meet the constraints is the operating point (else "send nothing").
+        z: interval half-width in standard errors (constraints on estimate + z SE, max_<objective> on - z SE).
+        split_seed: seed of the user split.
         study_name: the Optuna study.
         storage: SQLAlchemy URL or journal:PATH; default sqlite:///OUT/study.db.
         n_trials: the study's total target of trials.
@@ -65,7 +73,7 @@ def pareto(
     from mtr.pareto.spec import ParetoSpec
 
     choices = (objectives or {}, constraints or {}, estimator, selection, sampler, prune)
-    spec = ParetoSpec(params, fixed or {}, policy or {}, *choices)
+    spec = ParetoSpec(params, fixed or {}, policy or {}, *choices, holdout=holdout, z=z, split_seed=split_seed)
     provenance = {"run": str(run), "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
     problem = load_problem(Path(out), provenance, events)
     summary = run_pareto(problem, spec, StudyRun(out, study_name, storage, n_trials, oracle_check), provenance)
@@ -111,18 +119,47 @@ def load_problem(out: Path, inputs: dict[str, str], events: Path | None) -> Logg
 
 
 def print_summary(summary: dict[str, Any], out: Path) -> None:
-    """The study's counts, the chosen trial and its estimates, the oracle check and where the outputs are."""
+    """The study's counts, the operating point with its held-out estimate, interval and truth per reward, the
+    verdict, the oracle checks and where the outputs are."""
     spec, chosen = summary["spec"], summary["chosen"]
-    print(f"study '{summary['study_name']}': {summary['trials_completed']} trials, front of {summary['front_size']}")
-    print(f"chosen trial {summary['chosen_trial']} ({spec['selection']}): {chosen['params']}")
+    parts = summary["opportunities"]
+    counts = f"{summary['trials_completed']} trials, {summary['trials_feasible']} certified"
+    print(f"study '{summary['study_name']}': {counts}")
+    print(f"  selection on {parts['selection']:,} opportunities, re-estimate on {parts['held_out']:,} held-out ones")
+    print(f"operating point: {chosen['operating_point']} ({spec['selection']}): {summary['verdict']}")
+    if not summary["certified"]:
+        needed = summary["opportunities_needed"]
+        more = "no amount of data" if needed is None or needed == float("inf") else f"about {needed:,.0f} opportunities"
+        print(f"  sending nothing: no estimate is needed to know it breaks no budget; certifying would need {more}")
     truth = chosen.get("truth") or {}
-    for name, by_estimator in chosen["estimates"].items():
-        estimate = by_estimator[spec["estimator"]]
+    print(f"  held-out {spec['estimator']} estimate [estimate -/+ {spec['z']:.2f} SE]" + ("; truth" if truth else ""))
+    for name, bound in chosen["bounds"].items():
+        cap = spec["constraints"].get(name)
+        budget = f" (budget {cap:g})" if cap is not None else ""
         true = f"; truth {truth[name]:.5f}" if name in truth else ""
-        print(f"  {name}: {estimate['value']:.5f} [95% CI {estimate['ci_low']:.5f}, {estimate['ci_high']:.5f}]{true}")
+        print(f"  {name}: {bound['value']:.5f} [{bound['low']:.5f}, {bound['high']:.5f}]{budget}{true}")
     oracle = summary.get("oracle", {})
     if "hypervolume_ratio" in oracle:
-        print(f"oracle check: hypervolume ratio {oracle['hypervolume_ratio']:.3f} (goal >= 0.95)")
+        print(f"oracle check: hypervolume ratio {oracle['hypervolume_ratio']:.3f} (goal >= 0.95, scaled on this run)")
+    if "fixed" in oracle:
+        print_yardstick(oracle["fixed"])
     elif "skipped" in oracle:
         print(f"oracle check skipped: {oracle['skipped']}")
     print(f"weights: {out / 'weights.json'}; front plot: {out / 'front.png'} and front.html")
+
+
+def print_yardstick(fixed: dict[str, Any]) -> None:
+    """The fixed yardstick (`mtr.pareto.yardstick`): truly feasible or not, regrets and the fixed-box volumes."""
+    feasible = "truly within" if fixed["chosen_truly_feasible"] else "BREAKS in truth"
+    print(f"fixed yardstick: the operating point is {feasible} the budgets")
+    if "regret" in fixed:
+        r = fixed["regret"]
+        print(
+            f"  {r['objective']}: truth {r['chosen_truth']:.5f}; oracle {r['oracle_model_scores']:.5f} with the model's"
+            f" scores, {r['oracle_true_scores']:.5f} with true ones: selection regret {r['selection_regret']:.5f},"
+            f" model regret {r['model_regret']:.5f}"
+        )
+    print(
+        f"  fixed-box hypervolume: operating point {fixed['chosen_box_hypervolume']:.3f}, certified front"
+        f" {fixed['front_box_hypervolume']:.3f}, oracle optima {fixed['oracle_box_hypervolume']:.3f}"
+    )

@@ -10,7 +10,7 @@ few dozen points of a front in four dimensions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -71,3 +71,10 @@ def normalised(points: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndar
     """Scale maximised points so that `low` maps to 0 and `high` to 1 in each objective (flat ones stay 0)."""
     span = np.where(high > low, high - low, 1.0)
     return (np.asarray(points, dtype=np.float64) - low) / span
+
+
+def in_own_sign(maximised: np.ndarray, directions: Mapping[str, str]) -> dict[str, float]:
+    """[D] maximised values back in each objective's own sign, by name (`directions`: name -> maximize/minimize)."""
+    return {
+        name: float(v if d == "maximize" else -v) for (name, d), v in zip(directions.items(), maximised, strict=True)
+    }

@@ -15,21 +15,16 @@ sampler, space and budget optimises the true values directly. Then:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import optuna
 
 from mtr.ope.evaluator import PolicyEvaluator
-from mtr.pareto.hypervolume import hypervolume, normalised, pareto_mask
-from mtr.pareto.spec import Direction, ParetoSpec
+from mtr.pareto.hypervolume import hypervolume, in_own_sign, normalised, pareto_mask
+from mtr.pareto.spec import ParetoSpec
 from mtr.pareto.study import TrialRecord, completed, objective_matrix, run_study
+from mtr.pareto.yardstick import truly_feasible
 
 REFERENCE = -0.1
-
-
-def truly_feasible(record: TrialRecord, constraints: Mapping[str, float]) -> bool:
-    return record.truth is not None and all(record.truth[r] <= cap for r, cap in constraints.items())
 
 
 def oracle_check(
@@ -47,10 +42,14 @@ def oracle_check(
     reference_study = optuna.create_study(directions=list(spec.objectives.values()))
     run_study(reference_study, evaluator, spec, n_trials, on_truth=True)
     objectives = spec.objectives
-    candidates = [r for r in [*completed(reference_study), *estimated] if truly_feasible(r, spec.constraints)]
+    candidates = [
+        r
+        for r in [*completed(reference_study), *estimated]
+        if r.truth is not None and truly_feasible(r.truth, spec.constraints)
+    ]
     true_points = objective_matrix(candidates, objectives, "truth")
     true_front = true_points[pareto_mask(true_points)] if len(candidates) else true_points
-    kept = [r for r in found if truly_feasible(r, spec.constraints)]
+    kept = [r for r in found if r.truth and truly_feasible(r.truth, spec.constraints)]
     found_points = objective_matrix(kept, objectives, "truth")
     both = np.vstack([true_front, found_points])
     low, high = both.min(axis=0), both.max(axis=0)
@@ -66,15 +65,15 @@ def oracle_check(
         "true_front_size": int(true_front.shape[0]),
         "reference_study_trials": n_trials,
         "reference_point": REFERENCE,
-        "scale_low": _named(low, objectives),
-        "scale_high": _named(high, objectives),
+        "scale_low": in_own_sign(low, objectives),
+        "scale_high": in_own_sign(high, objectives),
     }
 
 
 def estimate_errors(records: list[TrialRecord], rewards: list[str]) -> dict[str, dict[str, float]]:
     """Per reward, over the records: mean relative error (estimate - truth) / truth and mean absolute error."""
-    out = {}
-    for reward in rewards:
+    out: dict[str, dict[str, float]] = {}
+    for reward in rewards if records else ():  # an empty front (nothing certified) has no errors to average
         estimate = np.array([r.estimates[reward] for r in records])
         truth = np.array([r.truth[reward] for r in records])
         relative = (estimate - truth) / np.where(truth != 0, truth, np.nan)
@@ -84,10 +83,3 @@ def estimate_errors(records: list[TrialRecord], rewards: list[str]) -> dict[str,
             "mean_absolute_error": float(np.mean(np.abs(estimate - truth))),
         }
     return out
-
-
-def _named(maximised: np.ndarray, objectives: Mapping[str, Direction]) -> dict[str, float]:
-    """Maximised values back in each objective's own sign."""
-    return {
-        name: float(v if d == "maximize" else -v) for (name, d), v in zip(objectives.items(), maximised, strict=True)
-    }

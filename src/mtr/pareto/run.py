@@ -1,9 +1,11 @@
 """`mtr pareto` end to end: load the problem once, run (or resume) the study, choose, write the outputs.
 
 Outputs in OUT (each file replaced atomically; the default storage OUT/study.db stays for resumes):
-front.csv and front.json (the feasible Pareto front, the chosen point and, on the simulator, true
-values), trials.csv (every completed trial), front.png and front.html (plots), weights.json (the chosen
-`OperatingPoint`, read by `mtr export`) and summary.json (counts, timings, the oracle check).
+front.csv and front.json (the certified Pareto front, the chosen point and, on the simulator, true
+values), trials.csv (every completed trial, estimates and standard errors on the selection part),
+front.png and front.html (plots), weights.json (the operating point, read by `mtr export`: the certified
+trial or "send nothing", with its re-estimate on held-out users) and summary.json (counts, timings, the
+verdict, the oracle check and the fixed yardstick).
 """
 
 from __future__ import annotations
@@ -15,10 +17,23 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mtr.errors import InputError
 from mtr.io import atomic_write_bytes, write_json
-from mtr.ope.estimators import evaluate
+from mtr.ope.estimators import Estimate, evaluate
 from mtr.ope.evaluator import PolicyEvaluator
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.ope.problem import LoggedProblem
+from mtr.pareto.certify import (
+    SEND_NOTHING,
+    Verdict,
+    bounds,
+    estimates_on,
+    held_out_verdict,
+    holdout_rows,
+    nothing_certified,
+    opportunities_needed,
+    part_feedback,
+)
 from mtr.pareto.spec import ParetoSpec
 from mtr.pareto.study import TrialRecord, completed, feasible_front, open_study, run_study, select_point
 from mtr.scoring.operating_point import WEIGHTS_FILE, OperatingPoint
@@ -47,22 +62,22 @@ class StudyRun:
 
 
 def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenance: dict) -> dict:
-    """Run the study on `problem` and write every output; returns the summary."""
+    """Run the study on `problem`, certify its choice on held-out users and write every output; returns the summary."""
     start = time.perf_counter()
     spec = spec.resolve(problem.inputs.objectives, problem.feedback.reward_names)
-    fixed = spec.weights({})
-    evaluator = PolicyEvaluator(problem.inputs, problem.feedback, fixed, problem.truth, spec.prune, [spec.estimator])
+    evaluator = PolicyEvaluator(problem.inputs, problem.feedback, spec.weights({}), problem.truth, spec.prune)
+    held = holdout_rows(problem.inputs.groups.user, spec.holdout, spec.split_seed)
+    selection_part, held_part = part_feedback(problem.feedback, ~held), part_feedback(problem.feedback, held)
     setup_s = time.perf_counter() - start
     Path(run.out).mkdir(parents=True, exist_ok=True)
     study = open_study(spec, run.study_name, run.storage_url())
     start = time.perf_counter()
-    ran = run_study(study, evaluator, spec, run.n_trials, record_truth=problem.truth is not None)
+    ran = run_study(study, evaluator, spec, run.n_trials, problem.truth is not None, estimate_on=selection_part)
     study_s = time.perf_counter() - start
     records = completed(study)
     front = feasible_front(records, spec.objectives)
-    chosen = select_point(front, spec.objectives, spec.selection)
-    where = {"study_name": run.study_name, "storage": run.storage_url()}
-    point = operating_point(spec, chosen, problem, {**provenance, **where})
+    chosen, verdict = certified_choice(records, evaluator, spec, held_part, held)
+    point = operating_point(spec, chosen, verdict, evaluator, held_part, problem, provenance, run)
     out = Path(run.out)
     point.save(out / WEIGHTS_FILE)
     decision = evaluator.decide(point.fusion, point.policy)
@@ -72,30 +87,86 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
         "problem": problem.description,
         "candidates_kept_after_pruning": evaluator.kept,
         "candidates": evaluator.inputs.groups.n_candidates,
+        "opportunities": {"selection": int((~held).sum()), "held_out": int(held.sum())},
         "trials_completed": len(records),
         "trials_run_here": ran,
         "trials_feasible": sum(r.feasible for r in records),
         "front_size": len(front),
-        "chosen_trial": chosen.number,
+        "chosen_trial": chosen.number if chosen is not None else None,
+        "certified": verdict.certified,
+        "verdict": verdict.reason,
+        "opportunities_needed": verdict.opportunities_needed,
         "setup_s": setup_s,
         "study_s": study_s,
         "spec": asdict(spec),
-        "chosen": {"params": chosen.params, "estimates": evaluate(problem.feedback, decision).to_dict()},
+        "chosen": {
+            "operating_point": f"trial {chosen.number}" if verdict.certified else "send nothing",
+            "params": chosen.params if verdict.certified else {},
+            "estimates_on": "held-out users",
+            "estimates": evaluate(held_part, decision).to_dict(),
+            "bounds": interval_table(estimates_on(held_part, decision, spec.estimator), spec.z),
+        },
     }
-    if chosen.truth is not None:
-        summary["chosen"]["truth"] = chosen.truth
+    summary["chosen_on_selection_part"] = {"trial": chosen.number, "bounds": interval_table(_estimates(chosen), spec.z)}
+    if problem.truth is not None:
+        summary["chosen"]["truth"] = dict(
+            zip(problem.feedback.reward_names, evaluator.true_value(decision).tolist(), strict=True)
+        )
     if run.oracle_check and problem.truth is not None:
-        summary["oracle"] = _oracle_summary(evaluator, spec, run.n_trials, front, records)
+        summary["oracle"] = _oracle_summary(evaluator, spec, run.n_trials, front, records, summary["chosen"]["truth"])
     write_outputs(out, spec, records, front, chosen, summary)
     return summary
 
 
+def certified_choice(
+    records: list[TrialRecord],
+    evaluator: PolicyEvaluator,
+    spec: ParetoSpec,
+    held_part: LoggedFeedback,
+    held: np.ndarray,
+) -> tuple[TrialRecord, Verdict]:
+    """The trial chosen among those certified on the selection part, and the verdict of its re-estimate on
+    held-out users (`mtr.pareto.certify`); with none certified, the trial closest to it and why not."""
+    if not records:
+        raise InputError("pareto: no trial completed (every estimate was undefined); widen the search space")
+    certified = [r for r in records if r.feasible]
+    share = float(held.mean())
+    if not certified:
+        n = float((~held).sum())
+        needed = [opportunities_needed(_estimates(r), spec.constraints, spec.z, n) / (1.0 - share) for r in records]
+        closest = int(np.argmin(needed))
+        return records[closest], nothing_certified(records[closest].number, needed[closest])
+    chosen = select_point(certified, spec.objectives, spec.selection, spec.z)
+    decision = evaluator.decide(spec.weights(chosen.params), spec.policy_config(chosen.params))
+    re_estimate = estimates_on(held_part, decision, spec.estimator)
+    return chosen, held_out_verdict(chosen.number, re_estimate, spec.constraints, spec.z, float(held.sum()), share)
+
+
+def _estimates(record: TrialRecord) -> dict[str, Estimate]:
+    return {name: Estimate(value, record.standard_errors[name]) for name, value in record.estimates.items()}
+
+
+def interval_table(estimates: dict[str, Estimate], z: float) -> dict[str, dict[str, float]]:
+    """Per reward: estimate, standard error and the interval (estimate -/+ z SE) that certification uses."""
+    out = {}
+    for name, estimate in estimates.items():
+        low, high = bounds(estimate, z)
+        out[name] = {"value": estimate.value, "standard_error": estimate.standard_error, "low": low, "high": high}
+    return out
+
+
 def _oracle_summary(
-    evaluator: PolicyEvaluator, spec: ParetoSpec, n_trials: int, front: list[TrialRecord], records: list[TrialRecord]
+    evaluator: PolicyEvaluator,
+    spec: ParetoSpec,
+    n_trials: int,
+    front: list[TrialRecord],
+    records: list[TrialRecord],
+    chosen_truth: dict[str, float],
 ) -> dict:
-    """The oracle check of the found front, or why it was skipped: an objective or constraint without truth
-    (the simulator's oracle knows only the outcomes it draws) has no true front to compare with."""
+    """The oracle check of the found front and the fixed yardstick, or why they were skipped: an objective or
+    constraint without truth (the simulator's oracle knows only the outcomes it draws) has no true front."""
     from mtr.pareto.oracle_check import estimate_errors, oracle_check
+    from mtr.pareto.yardstick import yardstick
 
     names = list(evaluator.feedback.reward_names)
     judged = {*spec.objectives, *spec.constraints}
@@ -105,28 +176,56 @@ def _oracle_summary(
     start = time.perf_counter()
     summary = oracle_check(evaluator, spec, n_trials, front, records)
     summary["front_estimate_errors"] = estimate_errors(front, names)
+    summary["fixed"] = yardstick(evaluator, spec, n_trials, chosen_truth, [r.truth for r in front if r.truth])
     summary["seconds"] = time.perf_counter() - start
     return summary
 
 
-def operating_point(spec: ParetoSpec, chosen: TrialRecord, problem: LoggedProblem, provenance: dict) -> OperatingPoint:
-    """The chosen trial as weights.json records it: every objective's weight named, the policy, the estimates."""
+def operating_point(
+    spec: ParetoSpec,
+    chosen: TrialRecord,
+    verdict: Verdict,
+    evaluator: PolicyEvaluator,
+    held_part: LoggedFeedback,
+    problem: LoggedProblem,
+    provenance: dict,
+    run: StudyRun,
+) -> OperatingPoint:
+    """What weights.json records: the certified trial, or "send nothing" when none is certified; its estimates are
+    the re-estimate on held-out users."""
+    params = chosen.params if verdict.certified else {}
+    weights = spec.weights(params).resolved(problem.inputs.objectives)
+    policy = spec.policy_config(params) if verdict.certified else SEND_NOTHING
+    re_estimate = estimates_on(held_part, evaluator.decide(weights, policy), spec.estimator)
     return OperatingPoint(
-        fusion=spec.weights(chosen.params).resolved(problem.inputs.objectives),
-        policy=spec.policy_config(chosen.params),
-        estimates=dict(chosen.estimates),
-        provenance={**provenance, "trial": chosen.number, "selection": spec.selection, "estimator": spec.estimator},
+        fusion=weights,
+        policy=policy,
+        estimates={name: e.value for name, e in re_estimate.items()},
+        provenance={
+            **provenance,
+            "study_name": run.study_name,
+            "storage": run.storage_url(),
+            "trial": chosen.number if verdict.certified else None,
+            "selection": spec.selection,
+            "estimator": spec.estimator,
+            "estimates_on": "held-out users",
+            "intervals": {name: list(bounds(e, spec.z)) for name, e in re_estimate.items()},
+            "certified": verdict.certified,
+            "verdict": verdict.reason,
+        },
     )
 
 
 def records_frame(records: list[TrialRecord], chosen: TrialRecord, front: list[TrialRecord]) -> pl.DataFrame:
-    """One row per record: trial, params, est_* and true_* values, feasible, on_front, chosen."""
+    """One row per record: trial, params, est_*, se_* (selection part) and true_* values, feasible (certified),
+    on_front, chosen."""
     on_front = {r.number for r in front}
     rows = [
         {
             "trial": r.number,
             **r.params,
             **{f"est_{k}": v for k, v in r.estimates.items()},
+            **{f"se_{k}": v for k, v in r.standard_errors.items()},
             **{f"true_{k}": v for k, v in (r.truth or {}).items()},
             "feasible": r.feasible,
             "on_front": r.number in on_front,

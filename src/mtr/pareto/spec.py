@@ -16,7 +16,7 @@ import optuna
 
 from mtr.errors import InputError
 from mtr.objectives import Objective
-from mtr.ope.estimators import ESTIMATORS
+from mtr.ope.estimators import ESTIMATORS, Z_95
 from mtr.scoring.policy import PolicyConfig
 from mtr.scoring.weights import SEND_COST, SETTINGS, FusionWeights
 from mtr.studies.space import Param, parse_space
@@ -73,6 +73,12 @@ class ParetoSpec:
             maximised objective.
         sampler: the Optuna sampler.
         prune: prune dominated candidates once (exact; see `mtr.ope.evaluator`).
+        holdout: share of the users whose opportunities the study never sees while it searches and selects;
+            the chosen point is re-estimated on them (an independent sample, so the optimiser's curse does
+            not carry over to the reported estimate).
+        z: interval half-width in standard errors: a constraint is met when estimate + z * SE is within its
+            budget, and max_<objective> ranks by estimate - z * SE (default: the 95% two-sided interval).
+        split_seed: seed of the user split.
     """
 
     params: Mapping[str, Mapping[str, Any]]
@@ -84,8 +90,15 @@ class ParetoSpec:
     selection: str = ""
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
     prune: bool = True
+    holdout: float = 0.5
+    z: float = Z_95
+    split_seed: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 < self.holdout < 1:
+            raise InputError(f"holdout: must be a share of the users in (0, 1), got {self.holdout}")
+        if not self.z >= 0:
+            raise InputError(f"z: must be a non-negative number of standard errors, got {self.z}")
         space = self.space()
         for param in space:
             if param.key in (*SETTINGS[1:], "weights"):

@@ -2,16 +2,18 @@
 
 A trial draws the searched objective weights, send cost, threshold and (for a softmax policy) temperature,
 turns the model's predictions into a policy, and scores it by an off-policy estimate of each objective per
-opportunity (`PolicyEvaluator`, any registered estimator). Constraints (upper bounds on estimated rewards,
-e.g. an unsubscribe budget or a send-volume cap) go through `Trial.set_constraint`, which the NSGA-II and
-TPE samplers honour and `Study.best_trials` respects.
+opportunity and its standard error (any registered estimator) on the selection part of the logs
+(`mtr.pareto.certify`). Constraints (budgets on rewards, e.g. unsubscribes or send volume) are judged on
+the upper bound estimate + z * SE and go through `Trial.set_constraint`, which the NSGA-II and TPE samplers
+honour and `Study.best_trials` respects: a trial that meets them is "certified" (`TrialRecord.feasible`).
 
 The study lives in its storage: processes started with the same study name and storage share it, and
 a re-run resumes it; `n_trials` is the study's total target, not per process.
 
 Selection rules for the one operating point written to weights.json (`mtr.pareto.spec` has the defaults):
-- "max_<objective>": the feasible trial with the highest estimate of that objective (ties: lowest trial number).
-- "knee": on the feasible Pareto front, each objective is scaled to [0, 1] over the front (1 = best,
+- "max_<objective>": the certified trial with the highest lower bound estimate - z * SE of that objective
+  (the lowest upper bound of a minimised one; ties: lowest trial number).
+- "knee": on the certified Pareto front of the estimates, each objective is scaled to [0, 1] over the front (1 = best,
   minimised ones flipped); the knee is the point closest (Euclidean) to the utopia point (1, ..., 1).
 """
 
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -28,8 +31,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mtr.errors import InputError
 from mtr.ope.evaluator import PolicyEvaluator
+from mtr.ope.logged_feedback import LoggedFeedback
+from mtr.pareto.certify import estimates_on, slacks
 from mtr.pareto.hypervolume import as_maximised, normalised, pareto_mask
 from mtr.pareto.spec import KNEE, MAX_PREFIX, Direction, ParetoSpec
+from mtr.scoring.policy import PolicyDecision
+from mtr.studies.space import Param
 from mtr.studies.storage import open_storage
 
 # A trial's target counts trials that ran to the end: a trial whose estimate is undefined (SNIPS with no
@@ -64,64 +71,93 @@ def run_study(
     n_trials: int,
     record_truth: bool = False,
     on_truth: bool = False,
+    estimate_on: LoggedFeedback | None = None,
 ) -> int:
     """Run trials until the study holds `n_trials` finished ones; returns how many this process ran.
 
     Args:
         study: the (shared) study.
-        evaluator: the precomputed problem.
-        spec: space, objectives, constraints, estimator.
+        evaluator: the precomputed problem (decisions and truth over all its opportunities).
+        spec: space, objectives, constraints, estimator, z.
         n_trials: the study's total target.
         record_truth: store each trial's true values as the user attribute "truth" (never seen by the sampler).
         on_truth: optimise the true values instead of the estimates (the oracle's reference study).
+        estimate_on: the logs the estimates use (the selection part); default: all of the evaluator's.
     """
     names = evaluator.feedback.reward_names
     spec = spec.resolve(evaluator.inputs.objectives, names)
     space = spec.space()
+    feedback = estimate_on or evaluator.feedback
     done = len(study.get_trials(deepcopy=False, states=DONE))
     if done >= n_trials:
         return 0
     study.sampler = spec.sampler.build(len(study.get_trials(deepcopy=False)))
 
     def objective(trial: optuna.Trial) -> list[float]:
-        values = {param.key: float(param.suggest(trial)) for param in space}
-        decision = evaluator.decide(spec.weights(values), spec.policy_config(values))
+        decision = suggested_decision(trial, evaluator, spec, space)
         if record_truth or on_truth:
             truth = dict(zip(names, evaluator.true_value(decision).tolist(), strict=True))
             trial.set_user_attr("truth", truth)
         if on_truth:
-            scored = truth
+            scored, slack = truth, {r: truth[r] - cap for r, cap in spec.constraints.items()}
         else:
-            scored = dict(zip(names, evaluator.estimate(decision, spec.estimator).tolist(), strict=True))
+            found = estimates_on(feedback, decision, spec.estimator)
+            scored = {name: e.value for name, e in found.items()}
             trial.set_user_attr("estimates", scored)
-        for reward, cap in spec.constraints.items():
-            trial.set_constraint(f"max_{reward}", scored[reward] - cap)
+            trial.set_user_attr("standard_errors", {name: e.standard_error for name, e in found.items()})
+            slack = slacks(found, spec.constraints, spec.z)
+        for reward, value in slack.items():
+            trial.set_constraint(f"max_{reward}", value)
         return [scored[name] for name in spec.objectives]
 
     ran: list[int] = []
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial drowns the summary; trials.csv has them
-    with warnings.catch_warnings():  # NaN objectives (no matched rows) are recorded as failed trials
-        warnings.simplefilter("ignore", UserWarning)
+    with quiet():
         study.optimize(
             objective,
             n_trials=n_trials - done,
             callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=DONE), lambda _, t: ran.append(t.number)],
             show_progress_bar=sys.stderr.isatty(),
         )
-    optuna.logging.set_verbosity(verbosity)
     return len(ran)
+
+
+def suggested_decision(
+    trial: optuna.Trial, evaluator: PolicyEvaluator, spec: ParetoSpec, space: tuple[Param, ...]
+) -> PolicyDecision:
+    """The decision of the weights and policy the trial suggests."""
+    values = {param.key: float(param.suggest(trial)) for param in space}
+    return evaluator.decide(spec.weights(values), spec.policy_config(values))
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Optuna without its line per trial (it drowns the summary; trials.csv has them) and without the warning of
+    NaN objectives (no matched rows), which are recorded as failed trials."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """One completed trial as the outputs show it."""
+    """One completed trial as the outputs show it; `feasible`: certified (upper bounds within budget)."""
 
     number: int
     params: dict[str, float]
     estimates: dict[str, float]
     truth: dict[str, float] | None
     feasible: bool
+    standard_errors: dict[str, float] = field(default_factory=dict)
+
+    def bound(self, name: str, direction: Direction, z: float) -> float:
+        """The pessimistic end of the estimate's interval: estimate - z SE when maximised, + z SE when minimised."""
+        half = z * self.standard_errors[name] if z else 0.0
+        return self.estimates[name] - half if direction == "maximize" else self.estimates[name] + half
 
 
 def completed(study: optuna.Study) -> list[TrialRecord]:
@@ -136,13 +172,19 @@ def _record(trial: FrozenTrial) -> TrialRecord:
         dict(trial.user_attrs.get("estimates", {})),
         trial.user_attrs.get("truth"),
         all(v <= 0 for v in trial.constraints.values()),
+        dict(trial.user_attrs.get("standard_errors", {})),
     )
 
 
 def objective_matrix(records: list[TrialRecord], objectives: Mapping[str, Direction], source: str) -> np.ndarray:
     """[P, D] maximised objective values of records, from their "estimates" or "truth"."""
-    values = np.array([[getattr(r, source)[name] for name in objectives] for r in records], dtype=np.float64)
-    return as_maximised(values.reshape(len(records), len(objectives)), [d == "maximize" for d in objectives.values()])
+    return maximised_matrix([getattr(r, source) for r in records], objectives)
+
+
+def maximised_matrix(rows: list[Mapping[str, float]], objectives: Mapping[str, Direction]) -> np.ndarray:
+    """[P, D] maximised values of the objectives, one row per mapping of values."""
+    values = np.array([[row[name] for name in objectives] for row in rows], dtype=np.float64)
+    return as_maximised(values.reshape(len(rows), len(objectives)), [d == "maximize" for d in objectives.values()])
 
 
 def feasible_front(
@@ -156,16 +198,20 @@ def feasible_front(
     return [r for r, keep in zip(feasible, mask, strict=True) if keep]
 
 
-def select_point(front: list[TrialRecord], objectives: Mapping[str, Direction], rule: str) -> TrialRecord:
-    """The operating point of the feasible front by `rule` (see the module docstring)."""
-    if not front:
+def select_point(
+    certified: list[TrialRecord], objectives: Mapping[str, Direction], rule: str, z: float = 0.0
+) -> TrialRecord:
+    """The chosen one of the certified trials by `rule` (see the module docstring); `z` = 0 ranks by estimates."""
+    if not certified:
         raise InputError("pareto: no feasible trial; loosen the constraints or widen the search space")
     if rule == KNEE:
+        front = feasible_front(certified, objectives)
         return front[int(np.argmin(knee_distances(objective_matrix(front, objectives, "estimates"))))]
     name = rule.removeprefix(MAX_PREFIX)
     if rule == name or name not in objectives:
         raise InputError(f"selection: must be 'knee' or 'max_<objective>' of {list(objectives)}, got {rule!r}")
-    return max(front, key=lambda r: (r.estimates[name], -r.number))
+    sign = 1.0 if objectives[name] == "maximize" else -1.0
+    return max(certified, key=lambda r: (sign * r.bound(name, objectives[name], z), -r.number))
 
 
 def knee_distances(points: np.ndarray) -> np.ndarray:
