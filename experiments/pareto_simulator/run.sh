@@ -5,7 +5,7 @@ set -euo pipefail
 MTR=.venv/bin/mtr
 DATA=${DATA:-demo}
 test -f "$DATA/dataset/schema.json" || {
-  $MTR simulate --users 5000 --days 28 --seed 7 --out "$DATA/events"
+  $MTR simulate --users 5000 --days 112 --seed 7 --out "$DATA/events"
   $MTR build-dataset --events "$DATA/events" --out "$DATA/dataset"
 }
 $MTR fit --config configs/experiment/sim_mmoe.yaml --data.path "$DATA/dataset" --trainer.max_epochs 4 --wandb false \
