@@ -19,7 +19,14 @@ import polars as pl
 from mtr.data.asof import KEY
 from mtr.data.eventlog import EventLog, open_event_log, raise_first
 from mtr.data.features import DENSE_FEATURES, DESCRIPTIONS, SPARSE_FEATURES, opportunity_features
-from mtr.data.labels import VALUE_COLUMN, ObservedUntil, label_columns, label_opportunities, mask_columns
+from mtr.data.labels import (
+    VALUE_COLUMN,
+    ObservedUntil,
+    label_columns,
+    label_opportunities,
+    mask_columns,
+    reward_column,
+)
 from mtr.data.preprocess import fit_features
 from mtr.data.split_rates import split_report
 from mtr.data.splits import SplitPlan, decisions_end, plan_splits
@@ -200,7 +207,10 @@ def build_partition(
     columns = (*CONTEXT_COLUMNS, *(c for c in features.collect_schema().names() if c != KEY))
     tasks = messaging_tasks(objectives)
     frame = frame.filter(pl.col("split").is_not_null())
-    return frame.select(*columns, *label_columns(tasks), *mask_columns(tasks), VALUE_COLUMN, "split").collect()
+    rewards = [c for c in map(reward_column, objectives) if c]
+    return frame.select(
+        *columns, *label_columns(tasks), *mask_columns(tasks), *rewards, VALUE_COLUMN, "split"
+    ).collect()
 
 
 def _check_engagements(opportunities: pl.LazyFrame, engagements: pl.LazyFrame) -> None:

@@ -29,6 +29,15 @@ Horizon: a decision on day d (sends go out on the decision's day) has its label 
 day d + horizon: 3 days for engagement and unsubscribe (send + 48 h), 8 for conversion (send + 7 days),
 29 for retention (day d + 28 fully observed). `mtr.data.build` splits the log by it.
 
+Decision rewards: a per-send label measures what it serves, the prediction of a send's outcome, and
+its window depends on the action (a send's conversion window opens at the send hour and closes at the
+next send; a "send nothing" row's opens at 00:00 and carries the previous send's lift). Off-policy
+evaluation and the Pareto study compare actions, so they read the decision reward where a rule has one
+(`REWARD_RULES`, written to `reward_{objective}`): any conversion in [ts, ts + 7 days) from the decision
+time, the same window for every action, "send nothing" included, not cut by later sends (they stay as
+logged). Matured iff ts + 7 days <= log_end. Engagement, unsubscribe (0 without a send) and retention
+(from the decision's day) already measure the same thing for every action.
+
 Masks: `mask_{objective}_{channel}` is 1 only on rows of that channel ("none" for the organic tasks
 such as conversion_none and retention_none) whose label has matured. An immature label is null, never a
 false 0. Labels that do not apply (engagement or unsubscribe of a "send nothing") are null too.
@@ -131,6 +140,16 @@ def _conversion(inputs: LabelInputs) -> pl.LazyFrame:
     ).join(counted, on=KEY)
 
 
+def _decision_conversion(inputs: LabelInputs) -> pl.LazyFrame:
+    """`[opportunity_id, decision_end, decision_conversions, decision_value]` over [ts, ts + 7 d)."""
+    windows = inputs.rows.with_columns(decision_end=pl.col("ts") + CONVERSION_WINDOW)
+    totals = {"decision_conversions": pl.len().cast(pl.Int64), "decision_value": pl.col("value").sum()}
+    counted = window_counts(
+        windows, inputs.events["conversions"], "ts", totals, pl.col("decision_end"), {"": pl.col("ts")}
+    )
+    return windows.select(KEY, "decision_end").join(counted, on=KEY)
+
+
 def _retention(inputs: LabelInputs) -> pl.LazyFrame:
     """`[opportunity_id, retention_day, active_days]`: active days in [d + 22, d + 28], d = date of t0."""
     first, last = RETENTION_DAYS
@@ -182,6 +201,7 @@ def _unsubscribed(inputs: LabelInputs) -> pl.LazyFrame:
 # Per-opportunity windows joined onto the rows (left join on opportunity_id), computed only when a rule reads them.
 PARTS: dict[str, Callable[[LabelInputs], pl.LazyFrame]] = {
     "conversion_window": _conversion,
+    "decision_window": _decision_conversion,
     "retention_window": _retention,
     "engaged": _engaged,
     "unsubscribed": _unsubscribed,
@@ -226,6 +246,27 @@ LABEL_RULES: dict[str, LabelRule] = {
 }
 
 
+def _decision_matured(observed: ObservedUntil) -> pl.Expr:
+    return pl.col("decision_end") <= observed.log_end
+
+
+# Decision rewards by label rule: the same window for every action (see the module docstring).
+REWARD_RULES: dict[str, LabelRule] = {
+    "conversion": LabelRule(
+        ("decision_window",), _decision_matured, pl.col("decision_conversions") > 0, pl.Int8, _CONVERSION_DAYS
+    ),
+    "conversion_value": LabelRule(
+        ("decision_window",), _decision_matured, pl.col("decision_value"), pl.Float64, _CONVERSION_DAYS
+    ),
+}
+REWARD_PREFIX = "reward_"
+
+
+def reward_column(objective: Objective) -> str | None:
+    """The dataset column of the objective's decision reward, or None when its label already is one."""
+    return f"{REWARD_PREFIX}{objective.name}" if objective.label_rule in REWARD_RULES else None
+
+
 def label_rule(objective: Objective) -> LabelRule:
     """The objective's rule; an unknown rule or one of another kind raises `InputError` naming it."""
     rule = LABEL_RULES.get(objective.label_rule)
@@ -267,16 +308,18 @@ def label_opportunities(
         objectives: the objective table; each objective's `label_rule` computes `label_{objective}`.
 
     Returns:
-        `[opportunity_id, label_* (table order), mask_*_* (task order), conversion_value]`, one row per
-        opportunity.
+        `[opportunity_id, label_* (table order), mask_*_* (task order), reward_* (table order, objectives
+        with a decision reward), conversion_value]`, one row per opportunity.
     """
     rows = opportunities.with_columns(t0=pl.coalesce("send_ts", "ts"))
     events = {"engagements": engagements, "conversions": conversions, "unsubscribes": unsubscribes}
     inputs = LabelInputs(rows, rows.filter(pl.col("send_ts").is_not_null()), {**events, "activity": activity})
     rules = {o.name: label_rule(o) for o in objectives}
+    rewards = {reward_column(o): REWARD_RULES[o.label_rule] for o in objectives if reward_column(o)}
     value_rule = LABEL_RULES[VALUE_COLUMN]
     labelled = rows
-    for part in dict.fromkeys(p for rule in (*rules.values(), value_rule) for p in rule.parts):
+    needed = (*rules.values(), *rewards.values(), value_rule)
+    for part in dict.fromkeys(p for rule in needed for p in rule.parts):
         labelled = labelled.join(PARTS[part](inputs), on=KEY, how="left")
     matured = {name: rule.matured(observed) for name, rule in rules.items()}
     tasks = messaging_tasks(objectives)
@@ -288,5 +331,6 @@ def label_opportunities(
             (matured[task.objective] & (pl.col("channel") == task.channel)).cast(pl.Int8).alias(task.mask_column)
             for task in tasks
         ),
+        *(pl.when(rule.matured(observed)).then(rule.label.cast(rule.dtype)).alias(c) for c, rule in rewards.items()),
         pl.when(value_rule.matured(observed)).then(value_rule.label).alias(VALUE_COLUMN),
     )

@@ -131,6 +131,30 @@ def neighbour_sends(history: SendHistory, lift: np.ndarray) -> tuple[np.ndarray,
     return next_time, previous_time, previous_lift
 
 
+def later_lift_integrals(
+    history: SendHistory, lift: np.ndarray, next_time: np.ndarray, window_days: int, log_end: float
+) -> np.ndarray:
+    """[U, D] for every (user, day d): the integral of the logged sends' conversion lifts over
+    [next send after d, min(d + window_days, log_end)), each send counting from its time until the next
+    send or until it is `window_days` old, whichever comes first.
+
+    Args:
+        lift: [U, D] lift of each logged send (0 for no send).
+        next_time: [U, D] the next send after each day (inf if none), from `neighbour_sends`.
+    """
+    times = history.send_time()
+    n_users, days = times.shape
+    integral = np.zeros((n_users, days))
+    for offset in range(1, window_days + 1):  # the sends of days d + 1 .. d + window_days
+        decision_days = np.arange(days - offset)
+        sent = history.sent[:, offset:]
+        start = np.where(sent, times[:, offset:], 0.0)  # rows without a send add 0 below
+        end = np.minimum(decision_days + window_days, log_end)[None, :]
+        stop = np.minimum(np.minimum(next_time[:, offset:], start + window_days), end)
+        integral[:, : days - offset] += np.where(sent, lift[:, offset:] * np.clip(stop - start, 0.0, None), 0.0)
+    return integral
+
+
 def eligible_mask(
     history: SendHistory,
     users: np.ndarray,

@@ -162,6 +162,42 @@ def conversion_probability(
     return -np.expm1(-hazard)
 
 
+def decision_conversion_probability(
+    decision: np.ndarray,
+    send_time: np.ndarray,
+    own_lift: np.ndarray,
+    organic: np.ndarray,
+    next_send: np.ndarray,
+    previous_time: np.ndarray,
+    previous_lift: np.ndarray,
+    later_lift: np.ndarray,
+    log_end: float,
+) -> np.ndarray:
+    """P(at least one conversion in [decision, min(decision + 7, log_end))): the decision reward, the same
+    window for every action, "send nothing" included; later decisions stay as logged.
+
+    Until the action's send (or, without one, the next logged send) the previous send's lift counts while
+    it is under 7 days old; the action's own lift from its send until the next logged send (or 7 days);
+    from the next logged send on, the logged sends' lifts (`later_lift`, the same for every action).
+
+    Args:
+        decision: [N] decision time (00:00 of the opportunity day), days.
+        send_time: [N] the action's send time (inf for "send nothing").
+        own_lift: [N] the action's lift (0 for "send nothing").
+        organic, next_send, previous_time, previous_lift: as in `conversion_probability`.
+        later_lift: [N] integral of the logged sends' lifts from the next send to the window's end.
+        log_end: end of the observation window, days.
+    """
+    end = np.minimum(decision + CONVERSION_WINDOW_DAYS, log_end)
+    replaced = np.minimum(np.minimum(send_time, next_send), end)  # the previous send stops being the latest
+    carried = np.clip(np.minimum(previous_time + CONVERSION_WINDOW_DAYS, replaced) - decision, 0.0, None)
+    own = np.clip(np.minimum(np.minimum(send_time + CONVERSION_WINDOW_DAYS, next_send), end) - send_time, 0.0, None)
+    hazard = (
+        organic * (end - decision) + previous_lift * carried + np.where(np.isfinite(send_time), own_lift * own, 0.0)
+    )
+    return -np.expm1(-(hazard + later_lift))
+
+
 def activity_offsets(activity_effect: np.ndarray, horizon_days: int) -> np.ndarray:
     """Sum of the send effects on each day's activity logit.
 

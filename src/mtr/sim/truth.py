@@ -4,7 +4,8 @@
 uses it for `truth/logged_probabilities.parquet` and to draw conversions and activity, the oracle for
 counterfactual actions. The label rules it matches are those of `mtr build-dataset`:
 engagement and unsubscribe within 48 h of the send; conversion in [t0, min(t0 + 7 d, next send,
-log_end)); retention active on any day d + 22 .. d + 28.
+log_end)); retention active on any day d + 22 .. d + 28; and the decision reward of conversion, any
+conversion in [decision, decision + 7 d), the same window whatever the action.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import numpy as np
 import polars as pl
 
 from mtr.sim.catalog import Catalog
-from mtr.sim.config import OBJECTIVES, RETENTION_DAYS, WorldConfig
-from mtr.sim.history import NO_SEND, SendHistory, neighbour_sends, recent_send_counts
+from mtr.sim.config import CONVERSION_WINDOW_DAYS, OBJECTIVES, RETENTION_DAYS, WorldConfig
+from mtr.sim.history import NO_SEND, SendHistory, later_lift_integrals, neighbour_sends, recent_send_counts
 from mtr.sim.outcomes import (
     SendOutcomes,
     Sends,
     activity_base,
     activity_offsets,
     conversion_probability,
+    decision_conversion_probability,
     organic_rate,
     retention_probability,
     retention_window,
@@ -33,17 +35,20 @@ from mtr.sim.population import Population
 
 @dataclass(frozen=True)
 class Probabilities:
-    """True label probabilities [N] of N (opportunity, action) pairs, one per objective the world simulates;
-    engagement/unsubscribe nan for no send."""
+    """True label probabilities [N] of N (opportunity, action) pairs, one per objective the world simulates
+    (engagement/unsubscribe nan for no send), and the decision reward of conversion (`reward_conversion`)."""
 
     conversion: np.ndarray
     engagement: np.ndarray
     retention: np.ndarray
     unsubscribe: np.ndarray
+    reward_conversion: np.ndarray
 
     def columns(self) -> dict[str, pl.Series]:
-        """`p_{objective}` [N] Float64 in the objective table's order; null where the objective does not apply."""
-        return {f"p_{name}": pl.Series(f"p_{name}", getattr(self, name)).fill_nan(None) for name in OBJECTIVES}
+        """`p_{objective}` [N] Float64 in the objective table's order, then `p_reward_conversion`; null where
+        the objective does not apply."""
+        names = (*OBJECTIVES, "reward_conversion")
+        return {f"p_{name}": pl.Series(f"p_{name}", getattr(self, name)).fill_nan(None) for name in names}
 
 
 class WorldTruth:
@@ -71,6 +76,7 @@ class WorldTruth:
         self.activity_effect = np.zeros((n_users, days))
         self.activity_effect[user, day] = logged.activity_effect
         self.next_send, self.previous_time, self.previous_lift = neighbour_sends(history, self.lift)
+        self.later_lift = later_lift_integrals(history, self.lift, self.next_send, CONVERSION_WINDOW_DAYS, self.log_end)
         self.organic = organic_rate(world, users)
         self.activity_base = activity_base(world, users)
         # Retention truth reads up to day d + 28 of every opportunity day, past the log's end for the last ones.
@@ -108,6 +114,17 @@ class WorldTruth:
             np.where(is_send, 0.0, self.previous_lift[user, day]),
             self.log_end,
         )
+        reward_conversion = decision_conversion_probability(
+            day.astype(np.float64),
+            np.where(is_send, start, np.inf),
+            np.where(is_send, outcomes.lift, 0.0),
+            self.organic[user],
+            self.next_send[user, day],
+            self.previous_time[user, day],
+            self.previous_lift[user, day],
+            self.later_lift[user, day],
+            self.log_end,
+        )
         delta = np.where(is_send, outcomes.activity_effect, 0.0) - self.activity_effect[user, day]
         retention = retention_probability(self.activity_base[user], retention_window(self.offsets, user, day), delta)
         return Probabilities(
@@ -115,6 +132,7 @@ class WorldTruth:
             engagement=np.where(is_send, outcomes.p_engagement, np.nan),
             retention=retention,
             unsubscribe=np.where(is_send, outcomes.p_unsubscribe, np.nan),
+            reward_conversion=reward_conversion,
         )
 
     def logged_probabilities(self) -> Probabilities:

@@ -82,3 +82,16 @@ def test_splits_are_disjoint_embargoed_and_matured(simulated) -> None:
     log_end = pl.Series([schema.metadata["log_end"]]).str.to_datetime().dt.date()[0]
     assert (log_end - days["test"].max()).days >= 29
     assert rule["left_out_days"] == {"embargo": 56, "immature": 28}  # 112 days: 28 in splits
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_each_splits_decision_reward_matches_its_truth_for_sends_and_send_nothing(simulated, split: str) -> None:
+    """The decision reward (any conversion in [ts, ts + 7 d), whatever the action) against the oracle's truth of
+    the same window. One user's windows overlap from day to day, so the standard error sums per user."""
+    rows = simulated[1].filter((pl.col("split") == split) & pl.col("reward_conversion").is_not_null())
+    for sends in (True, False):
+        part = rows.filter((pl.col("channel") != "none") == sends)
+        assert part.height > 1000 and part["p_reward_conversion"].null_count() == 0
+        residual = part.group_by("user_id").agg((pl.col("reward_conversion") - pl.col("p_reward_conversion")).sum())
+        z = residual[:, 1].sum() / math.sqrt((residual[:, 1] ** 2).sum())
+        assert abs(z) < 3, (split, sends, z)
