@@ -99,3 +99,24 @@ def test_doubly_robust_estimates_without_a_reward_model_are_refused_by_name(prob
     assert np.all(np.isfinite(evaluator.estimate(decision, "ips")))
     with pytest.raises(InputError, match="estimator 'dr' needs the model's predictions"):
         evaluator.estimate(decision, "dr")
+
+
+def test_binary_rates_are_bounded_alike_in_both_paths(problem):
+    # A reward never observed to happen, which the model puts at 0.5 for the logged actions only: on each of the M
+    # rows where the policy takes the logged action, DR adds 0.5 - 0.5 / mu < 0, so DR is below 0. Both paths
+    # report 0 there, never a negative rate.
+    inputs, feedback, truth = problem
+    rewards, predicted = feedback.rewards.copy(), feedback.predicted.copy()
+    rewards[:, 0], predicted[:, 0] = 0.0, 0.0
+    predicted[feedback.logged_index, 0] = 0.5
+    bounded = replace(feedback, rewards=rewards, predicted=predicted, binary=(True,) * len(feedback.reward_names))
+    evaluator = PolicyEvaluator(inputs, bounded, truth=truth)
+    for weights in WEIGHTS:
+        decision = evaluator.decide(weights, PolicyConfig())
+        assert_estimates_equal_the_general_path(evaluator, decision, decision, truth)
+        for estimator in ESTIMATORS:
+            assert np.all(
+                (evaluator.estimate(decision, estimator) >= 0) & (evaluator.estimate(decision, estimator) <= 1)
+            )
+        assert evaluate(replace(bounded, binary=None), decision).value(feedback.reward_names[0], "dr") < 0
+        assert evaluator.estimate(decision, "dr")[0] == 0.0

@@ -14,7 +14,6 @@ from mtr.cli import main
 from mtr.experiments.ope_simulator import SimulatorOpeConfig, load_simulator_log, target_decision
 from mtr.experiments.targets import TargetPolicy
 from mtr.models.checkpoint import build_architecture
-from mtr.ope.estimators import ESTIMATORS
 from mtr.schema import SCHEMA_CHECKPOINT_KEY, DatasetSchema
 from mtr.scoring.fusion import fuse
 from mtr.scoring.policy import PolicyConfig, decide
@@ -22,6 +21,8 @@ from mtr.scoring.weights import FusionWeights
 
 # The random model's best sends score about 0.58 to 0.63 with these weights: a threshold of 0.6 splits them.
 WEIGHTS = {"conversion": 1.0, "engagement": 1.0}
+# Shrinkage estimators trade a bias towards the (here random) reward model for variance: not held to 4 SE.
+UNBIASED = ("ips", "snips", "dr")
 POLICIES = [
     {"name": "greedy", "kind": "fused", "weights": WEIGHTS, "threshold": 0.6},
     {"name": "softmax", "kind": "fused", "weights": WEIGHTS, "threshold": 0.6, "temperature": 0.05},
@@ -67,7 +68,7 @@ def test_softmax_and_greedy_targets_are_estimated_against_the_truth(sim_dataset,
     for name in ("greedy", "softmax"):
         for reward in ("conversion", "engagement", "send_volume"):
             entry = results[name]["rewards"][reward]
-            for estimator in ESTIMATORS:
+            for estimator in UNBIASED:
                 # 4 standard errors: a failure is a bias, not bad luck.
                 error = abs(entry[estimator]["value"] - entry["truth"])
                 assert error < 4 * entry[estimator]["standard_error"] + 1e-9, (name, reward, estimator)
