@@ -240,14 +240,14 @@ def results_table(results: dict) -> str:
 
 def size_table(results: dict) -> list[str]:
     """Markdown lines: per policy, data size and estimator, coverage over repetitions x rewards, and each
-    reward's relative bias / relative RMSE."""
+    reward's relative bias / relative RMSE / coverage."""
     config = results["config"]
     first = next(iter(results["policies"].values()))["sizes"]
     rewards = list(next(iter(first.values()))["rewards"])
     lines = [
         f"Per data size, {config['repetitions']} random user subsets (seed {config['seed']}), each estimated "
         "against its own truth. Coverage: the share of 95% intervals that cover the truth, over subsets x "
-        "rewards. Per reward: relative bias / relative RMSE (divided by the mean truth).",
+        "rewards. Per reward: relative bias / relative RMSE (divided by the mean truth) / coverage.",
         "",
         "| policy | opportunities | estimator | coverage | " + " | ".join(rewards) + " |",
         "| --- " * (len(rewards) + 4) + "|",
@@ -257,7 +257,8 @@ def size_table(results: dict) -> list[str]:
             for name in ESTIMATORS:
                 errors = [cell["rewards"][r][name] for r in rewards]
                 figures = " | ".join(
-                    f"{_relative(e['relative_bias'])} / {_percent(e['relative_rmse'])}" for e in errors
+                    f"{_relative(e['relative_bias'])} / {_percent(e['relative_rmse'])} / {e['coverage']:.0%}"
+                    for e in errors
                 )
                 lines.append(
                     f"| {policy} | {cell['opportunities']:,.0f} | {name} | {cell['coverage'][name]:.0%} | {figures} |"
