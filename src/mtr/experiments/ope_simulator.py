@@ -152,7 +152,9 @@ def user_subsets(log: SimulatorLog, size: int, config: SimulatorOpeConfig) -> li
     return subsets
 
 
-def size_errors(log: SimulatorLog, decision: PolicyDecision, true_per_row: np.ndarray, subsets: list) -> dict:
+def size_errors(
+    log: SimulatorLog, decision: PolicyDecision, true_per_row: np.ndarray, subsets: list[np.ndarray]
+) -> dict:
     """Per reward and estimator: bias, RMSE and 95% interval coverage over the subsets, each against its own
     truth; relative figures divide by the mean truth. Rewards without a truth (NaN) are left out."""
     names, mask = log.feedback.reward_names, log.feedback.mask
