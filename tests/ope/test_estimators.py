@@ -114,3 +114,62 @@ def test_logged_actions_outside_their_group_are_rejected(bandit: Any) -> None:
         dataclasses.replace(bandit.feedback, logged_index=logged)
     with pytest.raises(InputError, match="propensity"):
         dataclasses.replace(bandit.feedback, propensity=np.zeros(bandit.groups.n_groups))
+
+
+def by_hand_log(predicted: float) -> tuple[LoggedFeedback, PolicyDecision]:
+    """Four opportunities of none + one push; the push logged with propensity 1/2, 1/4, 1/8 and 1/2 (weights 2, 4,
+    8, 2 for always-push), click rewards 1, 0, 1, 0, and a reward model that predicts `predicted` for every push."""
+    groups = CandidateGroups.build(np.full(4, 2), np.tile([NONE_CODE, 0], 4), np.arange(4), np.zeros(4))
+    logged = np.array([1, 3, 5, 7])
+    rewards = np.array([[1.0], [0.0], [1.0], [0.0]])
+    model = np.tile([[0.0], [predicted]], (4, 1))
+    propensity = np.array([0.5, 0.25, 0.125, 0.5])
+    feedback = LoggedFeedback(groups, logged, propensity, rewards, np.ones((4, 1), bool), model, ("click",), (True,))
+    return feedback, PolicyDecision(groups, chosen=logged)
+
+
+def test_shrinkage_estimators_by_hand() -> None:
+    # n = 4: the threshold is sqrt(4) = 2, so weights 2, 4, 8, 2 become: clipped 2, 2, 2, 2; switched 2, 0, 0, 2;
+    # shrunk (lambda = 4) 4 w / (w^2 + 4) = 1, 0.8, 0.47, 1. Residuals r - 0.5: +0.5, -0.5, +0.5, -0.5; direct term 0.5.
+    feedback, always_push = by_hand_log(predicted=0.5)
+    result = evaluate(feedback, always_push)
+    residual = np.array([0.5, -0.5, 0.5, -0.5])
+    assert result.value("click", "dr") == pytest.approx(0.5 + np.mean(np.array([2, 4, 8, 2]) * residual))
+    assert result.value("click", "dr_clip") == pytest.approx(0.5 + np.mean(np.array([2, 2, 2, 2]) * residual))
+    assert result.value("click", "switch_dr") == pytest.approx(0.5 + np.mean(np.array([2, 0, 0, 2]) * residual))
+    shrunk = 4 * np.array([2, 4, 8, 2]) / (np.array([2, 4, 8, 2]) ** 2 + 4)
+    assert result.value("click", "dros") == pytest.approx(0.5 + np.mean(shrunk * residual))
+
+
+def test_a_binary_rate_is_never_estimated_below_zero_nor_above_one() -> None:
+    # A model that overpredicts (0.9 for every push) drives DR to 0.9 + mean(w (r - 0.9)) = 0.9 - 1.7 < 0.
+    feedback, always_push = by_hand_log(predicted=0.9)
+    unbounded = evaluate(dataclasses.replace(feedback, binary=None), always_push)
+    assert unbounded.value("click", "dr") < 0  # what an unbounded reward would get
+    result = evaluate(feedback, always_push)
+    assert result.value("click", "dr") == 0.0
+    assert result.estimates["click"]["dr"].interval[0] == 0.0
+    assert unbounded.estimates["click"]["dr"].interval[0] < 0
+    # IPS overshoots the other way: (2 + 8) / 4 = 2.5 clicks per opportunity is not a rate.
+    assert unbounded.value("click", "ips") == pytest.approx(2.5)
+    assert result.value("click", "ips") == 1.0 and result.estimates["click"]["ips"].interval[1] == 1.0
+
+
+def test_a_binary_reward_outside_zero_one_is_refused_by_name() -> None:
+    feedback, _ = by_hand_log(predicted=0.5)
+    with pytest.raises(InputError, match="binary reward 'click' must be in \\[0, 1\\]"):
+        dataclasses.replace(feedback, rewards=feedback.rewards * 3)
+    with pytest.raises(InputError, match="binary must have one flag per reward"):
+        dataclasses.replace(feedback, binary=(True, False))
+
+
+def test_switch_dr_is_dr_below_the_threshold_and_the_direct_method_above(bandit: Any) -> None:
+    # The synthetic log's weights of a softmax target stay far below sqrt(4000) = 63: Switch-DR is DR there.
+    target = decide(bandit.groups, bandit.truth[:, 0], PolicyConfig(temperature=0.5))
+    result = evaluate(bandit.feedback, target)
+    for name in bandit.feedback.reward_names:
+        assert result.value(name, "switch_dr") == pytest.approx(result.value(name, "dr"), rel=1e-12)
+    # On four rows the threshold is 2: a policy whose every weight exceeds it is estimated by the model alone.
+    feedback, always_push = by_hand_log(predicted=0.3)
+    one_row = dataclasses.replace(feedback, propensity=np.full(4, 0.25))  # weights 4 > 2
+    assert evaluate(one_row, always_push).value("click", "switch_dr") == pytest.approx(0.3)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,22 +12,30 @@ import pytest
 from mtr.errors import InputError
 from mtr.ope.estimators import ESTIMATORS, evaluate
 from mtr.ope.evaluator import PolicyEvaluator, dominated_sends
+from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.schema import OBJECTIVES
 from mtr.scoring.fusion import FusionInputs, fuse
 from mtr.scoring.policy import PolicyConfig, decide
 from mtr.scoring.weights import FusionWeights
 
 
-@pytest.fixture(scope="module")
-def problem(make_bandit):
-    log = make_bandit(n_groups=3000, n_rewards=4, seed=3)
+def bandit_problem(
+    make_bandit: Callable[..., Any], n_groups: int, seed: int, unobserved_every: int, reward: int
+) -> tuple[FusionInputs, LoggedFeedback, np.ndarray]:
+    """Fusion inputs, feedback with send volume and truth of a synthetic log; one reward is missing on every
+    `unobserved_every`-th row, as immature labels are."""
+    log = make_bandit(n_groups=n_groups, n_rewards=4, seed=seed)
     feedback = log.feedback.with_send_volume()
-    # Some rewards missing on some rows, as immature labels are.
     mask = feedback.mask.copy()
-    mask[::7, 1] = False
+    mask[::unobserved_every, reward] = False
     feedback = replace(feedback, mask=mask)
     truth = np.column_stack([log.truth, log.groups.is_send()])
     return FusionInputs(log.groups, log.truth.astype(np.float32)), feedback, truth
+
+
+@pytest.fixture(scope="module")
+def problem(make_bandit):
+    return bandit_problem(make_bandit, n_groups=3000, seed=3, unobserved_every=7, reward=1)
 
 
 WEIGHTS = [
@@ -99,3 +109,38 @@ def test_doubly_robust_estimates_without_a_reward_model_are_refused_by_name(prob
     assert np.all(np.isfinite(evaluator.estimate(decision, "ips")))
     with pytest.raises(InputError, match="estimator 'dr' needs the model's predictions"):
         evaluator.estimate(decision, "dr")
+
+
+def test_binary_rates_are_bounded_alike_in_both_paths(problem: tuple[FusionInputs, LoggedFeedback, np.ndarray]) -> None:
+    # A reward never observed to happen, which the model puts at 0.5 for the logged actions only: on each of the M
+    # rows where the policy takes the logged action, DR adds 0.5 - 0.5 / mu < 0, so DR is below 0. Both paths
+    # report 0 there, never a negative rate.
+    inputs, feedback, truth = problem
+    rewards, predicted = feedback.rewards.copy(), feedback.predicted.copy()
+    rewards[:, 0], predicted[:, 0] = 0.0, 0.0
+    predicted[feedback.logged_index, 0] = 0.5
+    bounded = replace(feedback, rewards=rewards, predicted=predicted, binary=(True,) * len(feedback.reward_names))
+    evaluator = PolicyEvaluator(inputs, bounded, truth=truth)
+    for weights in WEIGHTS:
+        decision = evaluator.decide(weights, PolicyConfig())
+        assert_estimates_equal_the_general_path(evaluator, decision, decision, truth)
+        for estimator in ESTIMATORS:
+            assert np.all(
+                (evaluator.estimate(decision, estimator) >= 0) & (evaluator.estimate(decision, estimator) <= 1)
+            )
+        assert evaluate(replace(bounded, binary=None), decision).value(feedback.reward_names[0], "dr") < 0
+        assert evaluator.estimate(decision, "dr")[0] == 0.0
+
+
+def test_thresholded_estimators_agree_where_the_threshold_binds(make_bandit: Callable[..., Any]) -> None:
+    # 300 opportunities: the threshold sqrt(300) = 17 cuts the largest weights, so clipped DR, Switch-DR and DRos
+    # differ from DR, and the sparse path must transform them as `evaluate` does (per reward n, one reward masked).
+    inputs, feedback, truth = bandit_problem(make_bandit, n_groups=300, seed=4, unobserved_every=3, reward=2)
+    evaluator = PolicyEvaluator(inputs, feedback, truth=truth)
+    differs = 0
+    for weights in WEIGHTS[:2]:
+        decision = evaluator.decide(weights, PolicyConfig())
+        assert_estimates_equal_the_general_path(evaluator, decision, decision, truth)
+        for estimator in ("dr_clip", "switch_dr"):
+            differs += not np.allclose(evaluator.estimate(decision, estimator), evaluator.estimate(decision, "dr"))
+    assert differs == 4  # the threshold binds for both estimators and both policies

@@ -41,9 +41,11 @@ def ope_simulator(
     checkpoint: str = "last.ckpt",
     first_day: int = 1,
     days: int = 5,
-    folds: int = 5,
+    sizes: list[int] | None = None,
+    repetitions: int = 20,
+    seed: int = 0,
 ) -> None:
-    """Estimate target policies' rates from a simulated log with IPS / SNIPS / DR, against the oracle's truth.
+    """Estimate target policies' rates from a simulated log with every estimator, against the oracle's truth.
 
     Writes results.json and README.md into `out` (replaced atomically).
 
@@ -56,11 +58,15 @@ def ope_simulator(
         checkpoint: checkpoint file in the run's checkpoints/.
         first_day: first evaluated day of the log (0-based).
         days: number of evaluated days.
-        folds: disjoint user folds over which 95% interval coverage is measured.
+        sizes: data sizes (opportunities) at which bias, RMSE and 95% interval coverage are measured
+            (default: 10000, 2500, 625).
+        repetitions: random user subsets per size.
+        seed: seed of the subsets.
     """
     from mtr.experiments.ope_simulator import SimulatorOpeConfig, run_simulator_ope
 
+    by_size = {"repetitions": repetitions, "seed": seed} | ({} if sizes is None else {"sizes": tuple(sizes)})
     config = SimulatorOpeConfig(
-        str(events), str(dataset), str(run), checkpoint, first_day, days, folds, tuple(policies)
+        str(events), str(dataset), str(run), checkpoint, first_day, days, tuple(policies), **by_size
     )
     run_simulator_ope(out, config)

@@ -148,6 +148,7 @@ def random_log_feedback(random: pl.DataFrame, n_items: int, predicted: np.ndarra
         np.ones((g, 1), dtype=bool),
         per_candidate.reshape(-1, 1),
         ("click",),
+        (True,),
     )
 
 

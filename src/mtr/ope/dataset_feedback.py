@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from mtr.errors import InputError
-from mtr.ope.logged_feedback import LoggedFeedback
+from mtr.ope.logged_feedback import LoggedFeedback, binary_rewards
 from mtr.schema import DatasetSchema
 from mtr.scoring.candidates import CandidateTable
 from mtr.scoring.groups import CHANNEL_CODES
@@ -80,4 +80,5 @@ def dataset_feedback(
         mask,
         predicted,
         schema.objective_names,
+        binary_rewards(schema.objective_table),
     ).with_send_volume()

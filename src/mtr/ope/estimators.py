@@ -9,7 +9,17 @@ reward k is observed (`Estimator`), registered by name in `ESTIMATORS`:
     SNIPS  V = sum_i w_i r_ik / sum_i w_i
     DR     V = sum_i [ sum_a pi(a | x_i) rhat_k(x_i, a) + w_i (r_ik - rhat_k(x_i, a_i)) ] / n
 
-with rhat the reward model (the multi-task model's predictions: the direct method). Standard errors come
+with rhat the reward model (the multi-task model's predictions: the direct method). Variants transform the
+importance weights with g (`Estimator.transform`) at the scale s = sqrt(n), the truncation level of
+Ionides (2008) with the mean weight replaced by its expectation E_mu[w] = 1, so no hyperparameter is fitted:
+
+    DR-clip    g(w) = min(w, s)                        clipped weights
+    Switch-DR  g(w) = w 1[w <= s]                      the direct method alone where w > s (Wang et al. 2017)
+    DRos       g(w) = lambda w / (w^2 + lambda), lambda = s^2 = n   optimistic shrinkage (Su et al. 2020)
+
+The estimate of a binary reward (`LoggedFeedback.binary`: 0/1 labels, send volume) is clipped to [0, 1],
+its interval too: a rate below 0 (DR's residuals can push a rare reward there) is never reported, and a
+budget of 0 is never "met" by a negative estimate. Standard errors come
 from each row's influence value a_i (y_i - V) / mean(a) of the weighted mean (the delta method for SNIPS's
 ratio; plain centring for a mean), 95% intervals by the normal approximation, and the effective sample
 size is (sum w)^2 / sum w^2. Adding an estimator is one `register(Estimator(...))`: `evaluate` and the
@@ -45,6 +55,7 @@ class PolicyRows:
         rewards: observed rewards.
         observed: 1.0 where the reward is observed.
         n: [K] observed rows per reward.
+        bounded: [K] True for binary rewards, whose estimates stay in [0, 1].
         residual: r - rhat(logged action), or None without a reward model.
         direct: sum_a pi(a) rhat(a), the direct method's term, or None without a reward model.
     """
@@ -53,6 +64,7 @@ class PolicyRows:
     rewards: np.ndarray
     observed: np.ndarray
     n: np.ndarray
+    bounded: np.ndarray
     residual: np.ndarray | None
     direct: np.ndarray | None
 
@@ -65,7 +77,8 @@ class PolicyRows:
         if feedback.predicted is not None:
             residual = rewards - feedback.logged_prediction
             direct = np.ascontiguousarray(target.expectation(feedback.predicted).T)  # [K, G]
-        return cls(weight * observed, rewards, observed, observed.sum(axis=1), residual, direct)
+        n = observed.sum(axis=1)
+        return cls(weight * observed, rewards, observed, n, feedback.bounded, residual, direct)
 
 
 @dataclass(frozen=True)
@@ -76,7 +89,7 @@ class Estimator:
         self-normalised:  a_i = g(w_i),  y_i = r_i
         doubly robust:  a_i = 1,   y_i = dm_i + g(w_i) (r_i - rhat_i)
 
-    where g transforms importance weights (identity, or clipping) and dm_i = sum_a pi(a | x_i) rhat(x_i, a).
+    where g transforms importance weights (identity, clipping, shrinkage) and dm_i = sum_a pi(a | x_i) rhat(x_i, a).
     Each row's influence value is a_i (y_i - V) / mean(a), from which the standard error follows.
 
     Args:
@@ -86,12 +99,16 @@ class Estimator:
             doubly_robust.
         transform: g, elementwise on importance weights; it must map 0 to 0 (rows the policy never takes
             contribute nothing but their direct term). None: the identity.
+        sqrt_n_scaled: apply the transform in units of s = sqrt(n) (n: the reward's observed rows),
+            g(w) = s * transform(w / s), so that one dimensionless transform sets its threshold by the rule
+            of the module docstring at every data size.
     """
 
     name: str
     doubly_robust: bool = False
     self_normalised: bool = False
     transform: Callable[[np.ndarray], np.ndarray] | None = None
+    sqrt_n_scaled: bool = False
 
     def __post_init__(self) -> None:
         if self.doubly_robust and self.self_normalised:
@@ -104,32 +121,48 @@ class Estimator:
         """Whether the estimator can run: doubly robust ones need the reward model's predictions."""
         return has_model or not self.doubly_robust
 
-    def terms(self, weight: Any, rewards: Any, residual: Any, direct: Any, observed: Any) -> tuple[Any, Any]:
-        """Per-row weights a and values y of the weighted mean, elementwise in any layout (a = 0 unobserved)."""
-        g = weight if self.transform is None else self.transform(weight)
+    def terms(self, weight: Any, rewards: Any, residual: Any, direct: Any, observed: Any, n: Any) -> tuple[Any, Any]:
+        """Per-row weights a and values y of the weighted mean, elementwise in any layout (a = 0 unobserved);
+        n (observed rows per reward) broadcasts against the weights."""
+        g = self.transformed(weight, n)
         if self.self_normalised:
             return g, rewards
         return observed, (direct + g * residual) if self.doubly_robust else g * rewards
 
+    def transformed(self, weight: Any, n: Any) -> Any:
+        """g(w): the weights as the estimator uses them."""
+        if self.transform is None:
+            return weight
+        if not self.sqrt_n_scaled:
+            return self.transform(weight)
+        scale = np.sqrt(np.maximum(n, 1))
+        return scale * self.transform(weight / scale)
+
     def estimate(self, rows: PolicyRows) -> tuple[np.ndarray, np.ndarray]:
-        """[K] values and [K] standard errors for a target policy's reward-major rows."""
-        a, y = self.terms(rows.weight, rows.rewards, rows.residual, rows.direct, rows.observed)
+        """[K] values (binary rewards' within [0, 1]) and [K] standard errors for a policy's reward-major rows."""
+        a, y = self.terms(rows.weight, rows.rewards, rows.residual, rows.direct, rows.observed, rows.n[:, None])
         total = a.sum(axis=1)
         value = (a * y).sum(axis=1) / np.where(total > 0, total, np.nan)
         influence = a * (y - value[:, None])
         if self.self_normalised:  # the delta method of a ratio: divide by the mean weight
             influence /= (total / np.maximum(rows.n, 1))[:, None]
-        return value, _standard_errors(influence, rows.n)
+        return within_range(value, rows.bounded), _standard_errors(influence, rows.n)
 
     def logged_terms(
         self, weight: np.ndarray, rewards: np.ndarray, residual: np.ndarray | None, observed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """[G, K] a * y without the direct term, and a, for a policy taking each logged action (`sparse_value`)."""
-        a, y = self.terms(weight, rewards, residual, 0.0, observed)
+        a, y = self.terms(weight, rewards, residual, 0.0, observed, observed.sum(axis=0))
         return a * y, a
 
     def sparse_value(
-        self, weighted: np.ndarray, a: np.ndarray, matched: np.ndarray, direct: np.ndarray | None, n: np.ndarray
+        self,
+        weighted: np.ndarray,
+        a: np.ndarray,
+        matched: np.ndarray,
+        direct: np.ndarray | None,
+        n: np.ndarray,
+        bounded: np.ndarray,
     ) -> np.ndarray:
         """[K] value of a policy whose importance weights are 0 except on the `matched` rows (a deterministic
         policy that takes the logged action there): there the weights are 1 / mu, elsewhere only the direct
@@ -140,12 +173,13 @@ class Estimator:
             matched: [M] the rows where the policy takes the logged action.
             direct: [K] sum of the direct term over the observed rows (doubly robust estimators).
             n: [K] observed rows.
+            bounded: [K] True for binary rewards (the value is kept in [0, 1]).
         """
         total = weighted[matched].sum(axis=0)
         if self.doubly_robust:
             total = direct + total
         count = a[matched].sum(axis=0) if self.self_normalised else n
-        return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0)
+        return within_range(np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0), bounded)
 
 
 ESTIMATORS: dict[str, Estimator] = {}
@@ -166,6 +200,14 @@ def get_estimator(name: str) -> Estimator:
 register(Estimator("ips"))
 register(Estimator("snips", self_normalised=True))
 register(Estimator("dr", doubly_robust=True))
+register(Estimator("dr_clip", doubly_robust=True, transform=lambda u: np.minimum(u, 1.0), sqrt_n_scaled=True))
+register(Estimator("switch_dr", doubly_robust=True, transform=lambda u: np.where(u <= 1.0, u, 0.0), sqrt_n_scaled=True))
+register(Estimator("dros", doubly_robust=True, transform=lambda u: u / (u * u + 1.0), sqrt_n_scaled=True))
+
+
+def within_range(value: np.ndarray, bounded: np.ndarray) -> np.ndarray:
+    """[K] values with those of binary rewards clipped to [0, 1], the only values their means can take."""
+    return np.where(bounded, np.clip(value, 0.0, 1.0), value)
 
 
 @dataclass(frozen=True)
@@ -174,12 +216,14 @@ class Estimate:
 
     value: float
     standard_error: float
+    bounded: bool = False
 
     @property
     def interval(self) -> tuple[float, float]:
-        """The 95% normal-approximation confidence interval."""
+        """The 95% normal-approximation confidence interval (within [0, 1] for a binary reward)."""
         half = Z_95 * self.standard_error
-        return self.value - half, self.value + half
+        low, high = self.value - half, self.value + half
+        return (max(low, 0.0), min(high, 1.0)) if self.bounded else (low, high)
 
     def to_dict(self) -> dict[str, float]:
         low, high = self.interval
@@ -228,7 +272,10 @@ def evaluate(
     names = feedback.reward_names
     return OffPolicyResult(
         {
-            reward: {e: Estimate(float(value[k]), float(se[k])) for e, (value, se) in estimates.items()}
+            reward: {
+                e: Estimate(float(value[k]), float(se[k]), bool(rows.bounded[k]))
+                for e, (value, se) in estimates.items()
+            }
             for k, reward in enumerate(names)
         },
         {reward: int(rows.n[k]) for k, reward in enumerate(names)},
@@ -245,7 +292,7 @@ def _standard_errors(centred: np.ndarray, n: np.ndarray) -> np.ndarray:
 def snips(weight: np.ndarray, reward: np.ndarray) -> Estimate:
     """Self-normalised IPS of one reward: sum w r / sum w, with the delta-method standard error."""
     observed = np.ones((1, weight.size))
-    rows = PolicyRows(weight[None, :], reward[None, :], observed, observed.sum(axis=1), None, None)
+    rows = PolicyRows(weight[None, :], reward[None, :], observed, observed.sum(axis=1), np.zeros(1, bool), None, None)
     value, se = ESTIMATORS["snips"].estimate(rows)
     return Estimate(float(value[0]), float(se[0]))
 

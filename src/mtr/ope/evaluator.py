@@ -168,7 +168,7 @@ class PolicyEvaluator:
             return chosen.estimate(PolicyRows.of(self.feedback, decision))[0]
         matched = np.flatnonzero(decision.chosen == self.feedback.logged_index)
         direct = self._direct(self.predicted, decision) if chosen.doubly_robust else None
-        return chosen.sparse_value(*self._terms(chosen), matched, direct, self.n)
+        return chosen.sparse_value(*self._terms(chosen), matched, direct, self.n, self.feedback.bounded)
 
     def _terms(self, estimator: Estimator) -> tuple[np.ndarray, np.ndarray]:
         """[G, K] weighted values and weights of a policy taking each logged action (w = 1 / mu), once."""

@@ -25,7 +25,7 @@ from mtr.io import atomic_write_bytes
 from mtr.models.checkpoint import load_trained_model
 from mtr.objectives import Objective
 from mtr.ope.dataset_feedback import dataset_feedback, logged_rewards
-from mtr.ope.logged_feedback import LoggedFeedback
+from mtr.ope.logged_feedback import LoggedFeedback, binary_rewards
 from mtr.schema import NO_SEND, DatasetSchema
 from mtr.scoring.candidates import CandidateTable, candidate_model_rows, score_candidates, simulator_candidates
 from mtr.scoring.fusion import FusionInputs
@@ -121,8 +121,9 @@ def arm_problem(run: Path, dataset: Path, split: str, checkpoint: str) -> Logged
     rewards, mask = logged_rewards(rows, schema)
     predicted = predictions.reshape(g * a, k)
     propensity = rows[schema.propensity_column].to_numpy().astype(np.float64)
+    binary = binary_rewards(schema.objective_table)
     feedback = LoggedFeedback(
-        groups, logged_index, propensity, rewards, mask, predicted, schema.objective_names
+        groups, logged_index, propensity, rewards, mask, predicted, schema.objective_names, binary
     ).with_send_volume()
     described = {"candidates": "arms: " + ", ".join(arms[action].to_list()), "split": split, "opportunities": g}
     inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
@@ -164,11 +165,11 @@ def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -
 def _from_arrays(saved: np.lib.npyio.NpzFile) -> LoggedProblem:
     groups = CandidateGroups.build(saved["sizes"], saved["channel"], saved["user"], saved["day"])
     names = tuple(str(n) for n in saved["reward_names"])
-    feedback = LoggedFeedback(
-        groups, saved["logged_index"], saved["propensity"], saved["rewards"], saved["mask"], saved["predicted"], names
-    )
-    truth = saved["truth"] if "truth" in saved.files else None
     objectives = tuple(Objective(**o) for o in json.loads(str(saved["objectives"])))
+    binary = (*binary_rewards(objectives), True)  # the objectives, then send volume
+    logged = (saved["logged_index"], saved["propensity"], saved["rewards"], saved["mask"], saved["predicted"])
+    feedback = LoggedFeedback(groups, *logged, names, binary)
+    truth = saved["truth"] if "truth" in saved.files else None
     inputs = FusionInputs(groups, saved["probabilities"], objectives=objectives)
     return LoggedProblem(inputs, feedback, truth, json.loads(str(saved["description"])))
 
