@@ -145,7 +145,7 @@ def later_lift_integrals(
     times = history.send_time()
     n_users, days = times.shape
     integral = np.zeros((n_users, days))
-    for offset in range(1, window_days + 1):  # the sends of days d + 1 .. d + window_days
+    for offset in range(1, min(window_days, days - 1) + 1):  # the sends of days d + 1 .. d + window_days
         decision_days = np.arange(days - offset)
         sent = history.sent[:, offset:]
         start = np.where(sent, times[:, offset:], 0.0)  # rows without a send add 0 below
