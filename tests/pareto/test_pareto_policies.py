@@ -64,8 +64,9 @@ def test_a_softmax_study_records_its_temperature_and_its_estimates_are_the_ope_o
     # What is written is the re-estimate on the held-out users, never the rows the study selected on.
     held = holdout_rows(problem.inputs.groups.user, summary["spec"]["holdout"], summary["spec"]["split_seed"])
     result = evaluate(part_feedback(problem.feedback, held), decision)
+    estimator = summary["spec"]["estimator"]  # the study's estimator (DRos by default)
     for reward in problem.feedback.reward_names:
-        assert point.estimates[reward] == pytest.approx(result.value(reward, "dr"), rel=1e-9)
+        assert point.estimates[reward] == pytest.approx(result.value(reward, estimator), rel=1e-9)
         # The study's truth is the policy's expected true reward; DR (with the truth as reward model) is close.
         truth = summary["chosen"]["truth"][reward]
         per_row = decision.expectation(problem.truth)[:, problem.feedback.reward_names.index(reward)]

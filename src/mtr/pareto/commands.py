@@ -24,7 +24,7 @@ def pareto(
     policy: dict[str, Any] | None = None,
     objectives: dict[str, Direction] | None = None,
     constraints: dict[str, float] | None = None,
-    estimator: str = "dr",
+    estimator: str = "dros",
     selection: str = "",
     sampler: SamplerSpec = SamplerSpec(),  # noqa: B008 (frozen dataclass)
     prune: bool = True,
@@ -55,7 +55,7 @@ def pareto(
         policy: fixed policy fields, e.g. {temperature: 0.05} for a softmax policy, or {threshold: 0.01}.
         objectives: reward -> maximize/minimize (default: the dataset's objectives and their directions).
         constraints: reward -> largest allowed estimate per opportunity, e.g. {unsubscribe: 0.001, send_volume: 0.5}.
-        estimator: a registered off-policy estimator of the objectives: dr, snips, ips, ...
+        estimator: a registered off-policy estimator of the objectives: dros (default), dr, switch_dr, snips, ips, ...
         selection: max_<objective> (the feasible trial with the most of it; default: the dataset's first maximised
             objective, conversion for messaging data) or knee (closest to utopia).
         sampler: nsga2 (default), tpe or random, with population size and seed.

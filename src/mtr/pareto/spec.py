@@ -68,7 +68,8 @@ class ParetoSpec:
         objectives: reward name -> "maximize" / "minimize"; rewards: the objectives and send_volume (mean per
             opportunity). Default: the objective table's objectives and directions.
         constraints: reward name -> largest allowed estimate per opportunity (e.g. unsubscribe: 0.001).
-        estimator: a registered off-policy estimator (`mtr.ope.estimators.ESTIMATORS`): dr, snips, ips, ...
+        estimator: a registered off-policy estimator (`mtr.ope.estimators.ESTIMATORS`): dros (the default, the one
+            experiments/ope_simulator measures best on fused-score policies), dr, switch_dr, snips, ips, ...
         selection: "max_<objective>" or "knee" (see the module docstring); default: max of the table's first
             maximised objective.
         sampler: the Optuna sampler.
@@ -86,7 +87,7 @@ class ParetoSpec:
     policy: Mapping[str, Any] = field(default_factory=dict)
     objectives: Mapping[str, Direction] = field(default_factory=dict)
     constraints: Mapping[str, float] = field(default_factory=dict)
-    estimator: str = "dr"
+    estimator: str = "dros"
     selection: str = ""
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
     prune: bool = True
