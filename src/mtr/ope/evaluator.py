@@ -30,8 +30,9 @@ from functools import cached_property
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.ope.estimators import Estimator, PolicyRows, get_estimator
+from mtr.ope.estimators import Estimator, get_estimator
 from mtr.ope.logged_feedback import LoggedFeedback
+from mtr.ope.policy_rows import PolicyRows
 from mtr.scoring.fusion import ChannelWeights, FusionInputs, check_form, fuse
 from mtr.scoring.groups import NONE_CODE
 from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.ope.estimators import Estimate, PolicyRows, evaluate
+from mtr.ope.estimators import Estimate, evaluate
 from mtr.ope.logged_feedback import LoggedFeedback
+from mtr.ope.policy_rows import PolicyRows
 from mtr.scoring.policy import PolicyConfig, PolicyDecision
 
 # No score clears the largest float32 (the fast evaluator scores in float32), so the policy sends nothing.

@@ -39,7 +39,9 @@ def pareto(
     """Tune fusion weights, send cost and the policy on the Pareto front of off-policy estimates; write weights.json.
 
     Re-run with the same study name and storage to resume (n_trials is the study's total), or run several
-    processes on one storage (SQLite file, database URL or journal:PATH) to share the trials.
+    processes on one storage (SQLite file, database URL or journal:PATH) to share the trials. The fields
+    are those of `mtr.pareto.spec.ParetoSpec` (objectives, constraints, estimator, selection, sampler,
+    prune, holdout, z, split_seed: see there), plus:
 
     Args:
         out: output folder: front.csv/json/png/html, trials.csv, weights.json, summary.json (and study.db, the
@@ -47,23 +49,12 @@ def pareto(
         run: run folder of the model trained by `mtr fit` (config.yaml, checkpoints/).
         dataset: the dataset folder whose `split` rows are the logged opportunities evaluated.
         params: search space: objective weights, send_cost, threshold, temperature -> {type: float, low, high, log}.
-        events: the simulator's events folder (candidates: the logging world's eligible actions, with the
-            oracle's truth); without it, candidates are the arms of the dataset's action column.
+        events: the simulator's events folder (candidates: its eligible actions, with the oracle's truth);
+            without it, candidates are the arms of the dataset's action column.
         split: the split evaluated (validation by default: model selection never looks at test).
         checkpoint: checkpoint file in the run's checkpoints/.
         fixed: FusionWeights fields fixed in every trial, e.g. {conversion: 1.0}.
         policy: fixed policy fields, e.g. {temperature: 0.05} for a softmax policy, or {threshold: 0.01}.
-        objectives: reward -> maximize/minimize (default: the dataset's objectives and their directions).
-        constraints: reward -> largest allowed estimate per opportunity, e.g. {unsubscribe: 0.001, send_volume: 0.5}.
-        estimator: a registered off-policy estimator of the objectives: dros (default), dr, switch_dr, snips, ips, ...
-        selection: max_<objective> (the feasible trial with the most of it; default: the dataset's first maximised
-            objective, conversion for messaging data) or knee (closest to utopia).
-        sampler: nsga2 (default), tpe or random, with population size and seed.
-        prune: drop dominated candidates once (exact for the deterministic policy).
-        holdout: share of the users held out of the search; the chosen point is re-estimated on them, and only a
-            re-estimate whose upper bounds meet the constraints is the operating point (else "send nothing").
-        z: interval half-width in standard errors (constraints on estimate + z SE, max_<objective> on - z SE).
-        split_seed: seed of the user split.
         study_name: the Optuna study.
         storage: SQLAlchemy URL or journal:PATH; default sqlite:///OUT/study.db.
         n_trials: the study's total target of trials.
