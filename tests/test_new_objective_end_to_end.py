@@ -20,7 +20,7 @@ from mtr.data.batch import sparse_batch
 from mtr.models.checkpoint import load_trained_model
 from mtr.ope.estimators import evaluate
 from mtr.ope.problem import simulator_scored, split_rows
-from mtr.schema import DatasetSchema
+from mtr.schema import CHANNELS, NO_SEND, DatasetSchema
 from mtr.scoring.candidates import CandidateTable, channel_task_index
 from mtr.scoring.fusion import FusionInputs, fuse
 from mtr.scoring.groups import channel_codes
@@ -94,10 +94,11 @@ def test_off_policy_evaluation_of_the_logging_policy_returns_the_logged_mean_val
     candidates, problem = simulator_scored(trained, "last.ckpt", rows, events)
     logging = PolicyDecision(candidates.groups, probabilities=candidates.frame["propensity"].to_numpy())
     result = evaluate(problem.feedback, logging)
-    # The logged mean of its decision reward (the value converted in [ts, ts + 7 d), whatever the action),
-    # from the dataset's own column (not from the feedback under test).
-    labelled = rows.filter(pl.col(f"reward_{FIFTH}").is_not_null())
-    logged_mean = labelled[f"reward_{FIFTH}"].mean()
+    # The logged mean, from the dataset's own label and mask columns (not from the feedback under test).
+    channels = (*CHANNELS, NO_SEND)
+    mask = pl.coalesce([pl.when(pl.col("channel") == c).then(pl.col(f"mask_{FIFTH}_{c}")) for c in channels])
+    labelled = rows.filter(mask == 1)
+    logged_mean = labelled[f"label_{FIFTH}"].mean()
     assert labelled.height > 1000 and logged_mean > 0.1
     ips = result.estimates[FIFTH]["ips"]
     assert ips.value == pytest.approx(logged_mean, rel=1e-9)  # importance weights are all 1 on-policy

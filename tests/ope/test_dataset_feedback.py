@@ -25,21 +25,3 @@ def test_a_missing_label_is_unobserved_and_never_a_nan_reward() -> None:
     assert rewards[:, conversion].tolist() == [1.0, 0.0, 0.0, 0.0]
     # Engagement does not exist for "none": a known 0, observed.
     assert mask[:, engagement].tolist() == [True, False, True, True] and rewards[3, engagement] == 0.0
-
-
-def test_a_datasets_decision_reward_replaces_the_per_send_label_for_every_action() -> None:
-    """With `reward_conversion` (conversion in [ts, ts + 7 d) whatever the action), the conversion reward of a
-    send and of "send nothing" is that column, observed where it is not null; the other objectives keep
-    their labels."""
-    schema = DatasetSchema("toy", (FeatureSpec("x", "dense", "Float64"),), messaging_tasks())
-    frame = {"channel": ["push", "none", "email"]}
-    for task in schema.tasks:
-        frame[task.mask_column] = [int(task.channel == c) for c in frame["channel"]]
-    for objective in OBJECTIVES:
-        frame[f"label_{objective}"] = [0, 0, 1]
-    frame["reward_conversion"] = [1, 1, None]  # the last decision's 7 days have not passed yet
-    rewards, mask = logged_rewards(pl.DataFrame(frame), schema)
-    conversion, retention = OBJECTIVES.index("conversion"), OBJECTIVES.index("retention")
-    assert rewards[:, conversion].tolist() == [1.0, 1.0, 0.0]
-    assert mask[:, conversion].tolist() == [True, True, False]
-    assert rewards[:, retention].tolist() == [0.0, 0.0, 1.0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from mtr.data.labels import reward_column
 from mtr.errors import InputError
 from mtr.ope.logged_feedback import LoggedFeedback, binary_rewards
 from mtr.schema import DatasetSchema
@@ -17,14 +16,10 @@ from mtr.tables import NUMERIC, check_columns
 def logged_rewards(logged: pl.DataFrame, schema: DatasetSchema) -> tuple[np.ndarray, np.ndarray]:
     """[G, K] rewards and [G, K] bool masks of each objective (table order) for the logged action of each row.
 
-    Where the dataset carries the objective's decision reward (`reward_{objective}`, `mtr.data.labels`:
-    the same window from the decision time for every action), that is the reward, observed where it is
-    not null. Otherwise the reward of objective k is the label of the task (k, logged channel), observed
-    where that task's mask is 1 (datasets whose labels already measure every action alike, such as a
-    randomised experiment's outcomes). An objective without a task on the logged channel (engagement and
-    unsubscribe of a no-send) cannot happen, so its reward is a known 0. A missing (null or NaN) label is
-    unobserved and contributes nothing, however its mask reads: one missing label must not turn an estimate
-    into NaN.
+    The reward of objective k is the label of the task (k, logged channel), observed where that task's
+    mask is 1. An objective without a task on the logged channel (engagement and unsubscribe of a
+    no-send) cannot happen, so its reward is a known 0. A missing (null or NaN) label is unobserved and
+    contributes nothing, however its mask reads: one missing label must not turn an estimate into NaN.
 
     Args:
         logged: dataset rows with the schema's channel, label and mask columns.
@@ -49,18 +44,7 @@ def logged_rewards(logged: pl.DataFrame, schema: DatasetSchema) -> tuple[np.ndar
             labelled = ~np.isnan(label)
             rewards[rows, k] = np.where(labelled, label, 0.0)[rows]
             mask[rows, k] = ((logged[task.mask_column].to_numpy() == 1) & labelled)[rows]
-    for k, column in enumerate(decision_reward_columns(logged, schema)):
-        if column is not None:
-            reward = logged[column].cast(pl.Float64).to_numpy()
-            mask[:, k] = ~np.isnan(reward)
-            rewards[:, k] = np.where(mask[:, k], reward, 0.0)
     return rewards, mask
-
-
-def decision_reward_columns(logged: pl.DataFrame, schema: DatasetSchema) -> list[str | None]:
-    """Per objective (table order), its decision-reward column when `logged` has it, else None."""
-    columns = [reward_column(objective) for objective in schema.objective_table]
-    return [c if c is not None and c in logged.columns else None for c in columns]
 
 
 def dataset_feedback(

@@ -24,7 +24,7 @@ from mtr.errors import InputError
 from mtr.io import atomic_write_bytes
 from mtr.models.checkpoint import load_trained_model
 from mtr.objectives import Objective
-from mtr.ope.dataset_feedback import dataset_feedback, decision_reward_columns, logged_rewards
+from mtr.ope.dataset_feedback import dataset_feedback, logged_rewards
 from mtr.ope.logged_feedback import LoggedFeedback, binary_rewards
 from mtr.schema import NO_SEND, DatasetSchema
 from mtr.scoring.candidates import CandidateTable, candidate_model_rows, score_candidates, simulator_candidates
@@ -77,14 +77,12 @@ def simulator_scored(
     true = oracle.probabilities(
         candidates.frame.select("row_id", "message_id", "channel", "hour").rename({"row_id": "opportunity_id"})
     )
-    # The truth of what the feedback holds: the decision reward where the dataset has one, else the label.
     # An objective the world does not draw itself (a value derived from its conversions) has no truth: NaN.
     unknown = np.full(groups.n_candidates, np.nan)
-    truth_of = [
-        f"p_{column}" if column is not None else f"p_{o.name}"
-        for o, column in zip(schema.objective_table, decision_reward_columns(rows, schema), strict=True)
+    columns = [
+        true[f"p_{o.name}"].fill_null(0.0).to_numpy() if f"p_{o.name}" in true.columns else unknown
+        for o in schema.objective_table
     ]
-    columns = [true[c].fill_null(0.0).to_numpy() if c in true.columns else unknown for c in truth_of]
     truth = np.column_stack([*columns, groups.is_send()]).astype(np.float64)
     feedback = dataset_feedback(candidates, rows, schema, predicted)
     inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
