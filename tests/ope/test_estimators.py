@@ -60,7 +60,11 @@ def test_dr_with_a_perfect_reward_model_is_exact_and_has_only_context_variance(b
     truth = target.expectation(deterministic).mean(axis=0)
     for k, name in enumerate(feedback.reward_names):
         assert result.value(name, "dr") == pytest.approx(truth[k], abs=1e-12)
-        context_se = np.std(target.expectation(deterministic)[:, k], ddof=1) / np.sqrt(bandit.groups.n_groups)
+        # A user's opportunities are one cluster: the per-opportunity values are summed per user first.
+        centred = target.expectation(deterministic)[:, k] - truth[k]
+        per_user = np.bincount(bandit.groups.user, weights=centred)
+        users = len(np.unique(bandit.groups.user))
+        context_se = np.sqrt(users / (users - 1) * per_user @ per_user) / bandit.groups.n_groups
         assert result.estimates[name]["dr"].standard_error == pytest.approx(context_se, rel=1e-9)
         assert result.estimates[name]["dr"].standard_error < result.estimates[name]["ips"].standard_error
 
@@ -173,3 +177,23 @@ def test_switch_dr_is_dr_below_the_threshold_and_the_direct_method_above(bandit:
     feedback, always_push = by_hand_log(predicted=0.3)
     one_row = dataclasses.replace(feedback, propensity=np.full(4, 0.25))  # weights 4 > 2
     assert evaluate(one_row, always_push).value("click", "switch_dr") == pytest.approx(0.3)
+
+
+def test_a_users_correlated_opportunities_widen_the_interval_as_one_cluster(bandit: Any) -> None:
+    """The logging policy evaluated on its own log (every weight 1), its rewards made identical within each
+    user's four opportunities (a user's daily decisions share outcome windows): four identical rows carry the
+    information of one, so the standard error doubles against rows taken as independent users."""
+    groups, feedback = bandit.groups, bandit.feedback
+    own_user, user_of_four = np.arange(groups.n_groups), np.arange(groups.n_groups) // 4
+    copies = dataclasses.replace(feedback, rewards=feedback.rewards[user_of_four * 4])
+    logging = PolicyDecision(groups, probabilities=bandit.logging)
+    results = {}
+    for name, user in (("rows", own_user), ("users", user_of_four)):
+        results[name] = evaluate(dataclasses.replace(copies, groups=dataclasses.replace(groups, user=user)), logging)
+    for reward in feedback.reward_names:
+        assert results["users"].value(reward, "ips") == pytest.approx(results["rows"].value(reward, "ips"))
+        ratio = (
+            results["users"].estimates[reward]["ips"].standard_error
+            / results["rows"].estimates[reward]["ips"].standard_error
+        )
+        assert 1.9 < ratio < 2.1, (reward, ratio)

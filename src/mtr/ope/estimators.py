@@ -21,8 +21,9 @@ The estimate of a binary reward (`LoggedFeedback.binary`: 0/1 labels, send volum
 its interval too: a rate below 0 (DR's residuals can push a rare reward there) is never reported, and a
 budget of 0 is never "met" by a negative estimate. Standard errors come
 from each row's influence value a_i (y_i - V) / mean(a) of the weighted mean (the delta method for SNIPS's
-ratio; plain centring for a mean), 95% intervals by the normal approximation, and the effective sample
-size is (sum w)^2 / sum w^2. Adding an estimator is one `register(Estimator(...))`: `evaluate` and the
+ratio; plain centring for a mean), summed per user before squaring (a user's daily decisions have
+overlapping outcome windows, so they are one cluster, not independent rows), 95% intervals by the normal
+approximation, and the effective sample size is (sum w)^2 / sum w^2. Adding an estimator is one `register(Estimator(...))`: `evaluate` and the
 Pareto study's vectorised evaluator (`mtr.ope.evaluator`) both run every registered estimator's terms.
 
 Missing labels: a reward whose label is missing for a row (an immature window, a task without a label
@@ -112,7 +113,7 @@ class Estimator:
         influence = a * (y - value[:, None])
         if self.self_normalised:  # the delta method of a ratio: divide by the mean weight
             influence /= (total / np.maximum(rows.n, 1))[:, None]
-        return within_range(value, rows.bounded), _standard_errors(influence, rows.n)
+        return within_range(value, rows.bounded), _standard_errors(influence, rows.n, rows.user, rows.observed)
 
     def logged_terms(
         self, weight: np.ndarray, rewards: np.ndarray, residual: np.ndarray | None, observed: np.ndarray
@@ -249,10 +250,25 @@ def evaluate(
     )
 
 
-def _standard_errors(centred: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """[K] standard error of a mean from centred per-row influence values [K, G] (0 on unobserved rows)."""
-    squares = np.einsum("kg,kg->k", centred, centred)  # no [K, G] temporary
-    return np.sqrt(squares / np.where(n > 1, n - 1, np.nan) / np.where(n > 0, n, np.nan))
+def _standard_errors(
+    centred: np.ndarray, n: np.ndarray, user: np.ndarray | None = None, observed: np.ndarray | None = None
+) -> np.ndarray:
+    """[K] standard error of a mean from centred per-row influence values [K, G] (0 on unobserved rows).
+
+    With `user` [G], rows of one user are one cluster (their outcome windows overlap, so their rewards
+    are correlated): the influence values are summed per user before squaring, with the small-sample
+    factor C / (C - 1) over the C users observed. Without it, rows are independent.
+    """
+    if user is None or observed is None:
+        squares = np.einsum("kg,kg->k", centred, centred)  # no [K, G] temporary
+        return np.sqrt(squares / np.where(n > 1, n - 1, np.nan) / np.where(n > 0, n, np.nan))
+    errors = np.empty(len(n))
+    for k in range(len(n)):
+        per_user = np.bincount(user, weights=centred[k])
+        clusters = np.count_nonzero(np.bincount(user, weights=observed[k]))
+        factor = clusters / (clusters - 1) if clusters > 1 else np.nan
+        errors[k] = np.sqrt(factor * per_user @ per_user) / n[k] if n[k] > 0 else np.nan
+    return errors
 
 
 def snips(weight: np.ndarray, reward: np.ndarray) -> Estimate:

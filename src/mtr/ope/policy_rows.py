@@ -22,6 +22,8 @@ class PolicyRows:
         bounded: [K] True for binary rewards, whose estimates stay in [0, 1].
         residual: r - rhat(logged action), or None without a reward model.
         direct: sum_a pi(a) rhat(a), the direct method's term, or None without a reward model.
+        user: [G] the user of each opportunity: one user's rewards are correlated (a user's outcome
+            windows overlap from one daily decision to the next), so standard errors sum per user.
     """
 
     weight: np.ndarray
@@ -31,6 +33,7 @@ class PolicyRows:
     bounded: np.ndarray
     residual: np.ndarray | None
     direct: np.ndarray | None
+    user: np.ndarray | None = None
 
     @classmethod
     def of(cls, feedback: LoggedFeedback, target: PolicyDecision) -> PolicyRows:
@@ -42,4 +45,5 @@ class PolicyRows:
             residual = rewards - feedback.logged_prediction
             direct = np.ascontiguousarray(target.expectation(feedback.predicted).T)  # [K, G]
         n = observed.sum(axis=1)
-        return cls(weight * observed, rewards, observed, n, feedback.bounded, residual, direct)
+        user = feedback.groups.user
+        return cls(weight * observed, rewards, observed, n, feedback.bounded, residual, direct, user)
