@@ -107,7 +107,7 @@ def plan_splits(
     n_train = max(1, round(train_fraction * budget))
     n_validation = max(1, round(validation_fraction * budget))
     if budget < 3 or n_train + n_validation >= budget:
-        needed = 3 + 2 * gap + (horizon - 1 if matured else 0)
+        needed = _days_needed(train_fraction, validation_fraction) + 2 * gap + (len(days) - len(usable))
         raise InputError(
             f"table 'opportunities' column 'ts' spans {len(days)} day(s), {len(usable)} of them with matured "
             f"labels; one day each for train, validation and test, two embargo gaps of {gap} day(s) and the "
@@ -119,6 +119,14 @@ def plan_splits(
     split_days = {name: (usable[starts[i]], usable[ends[i] - 1]) for i, name in enumerate(SPLITS)}
     left_out = {"embargo": 2 * gap, "immature": len(days) - len(usable)}
     return SplitPlan(split_days, horizon, longest, embargo, left_out)
+
+
+def _days_needed(train_fraction: float, validation_fraction: float) -> int:
+    """The fewest split days that leave test at least one day after the fractions' rounding."""
+    budget = 3
+    while max(1, round(train_fraction * budget)) + max(1, round(validation_fraction * budget)) >= budget:
+        budget += 1
+    return budget
 
 
 def _matures(day: date, rule: LabelRule, observed: ObservedUntil) -> bool:

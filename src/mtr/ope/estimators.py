@@ -23,8 +23,9 @@ budget of 0 is never "met" by a negative estimate. Standard errors come
 from each row's influence value a_i (y_i - V) / mean(a) of the weighted mean (the delta method for SNIPS's
 ratio; plain centring for a mean), summed per user before squaring (a user's daily decisions have
 overlapping outcome windows, so they are one cluster, not independent rows), 95% intervals by the normal
-approximation, and the effective sample size is (sum w)^2 / sum w^2. Adding an estimator is one `register(Estimator(...))`: `evaluate` and the
-Pareto study's vectorised evaluator (`mtr.ope.evaluator`) both run every registered estimator's terms.
+approximation, and the effective sample size is (sum w)^2 / sum w^2. Adding an estimator is one
+`register(Estimator(...))`: `evaluate` and the Pareto study's vectorised evaluator (`mtr.ope.evaluator`)
+both run every registered estimator's terms.
 
 Missing labels: a reward whose label is missing for a row (an immature window, a task without a label
 on that channel) is estimated on the rows that have it. The estimate is then the policy's value on
