@@ -106,6 +106,11 @@ def test_rerun_resumes_the_same_study(problem, tmp_path):
     flipped = spec(objectives={"conversion": "maximize", "unsubscribe": "maximize"})
     with pytest.raises(InputError, match="directions"):
         open_study(flipped.resolve(MESSAGING_OBJECTIVES, problem.feedback.reward_names), "s", journal(tmp_path))
+    # Trials scored on other users or by another estimator must not join the study.
+    for field, value in (("holdout", 0.3), ("estimator", "snips")):
+        other = spec(**{field: value}).resolve(MESSAGING_OBJECTIVES, problem.feedback.reward_names)
+        with pytest.raises(InputError, match=f"{field}: study 's' was run with"):
+            open_study(other, "s", journal(tmp_path))
 
 
 # A worker process: the benchmark's synthetic problem (scripts/ is the working directory), one shared study.

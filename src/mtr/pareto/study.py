@@ -56,11 +56,27 @@ def open_study(spec: ParetoSpec, study_name: str, storage: str | None) -> optuna
     stored = [d.name.lower() for d in study.directions]
     if stored != directions:
         raise InputError(f"study_name: study '{study_name}' has directions {stored}, the config {directions}")
-    names = study.user_attrs.get("objectives")
-    if names is None:
-        study.set_user_attr("objectives", list(spec.objectives))
-    elif names != list(spec.objectives):
-        raise InputError(f"study_name: study '{study_name}' optimises {names}, the config {list(spec.objectives)}")
+    # What a stored trial's scores depend on: a resume with other settings would mix trials scored on other
+    # users, by another estimator, or judged at another z (and a study stored before certified selection
+    # has no standard errors at all).
+    settings = {
+        "objectives": list(spec.objectives),
+        "estimator": spec.estimator,
+        "holdout": spec.holdout,
+        "split_seed": spec.split_seed,
+        "z": spec.z,
+    }
+    if study.trials and "holdout" not in study.user_attrs:
+        raise InputError(
+            f"study_name: study '{study_name}' was stored before certified selection (its trials have no "
+            "standard errors); use another study_name or storage"
+        )
+    for name, value in settings.items():
+        stored_value = study.user_attrs.get(name)
+        if stored_value is None:
+            study.set_user_attr(name, value)
+        elif stored_value != value:
+            raise InputError(f"{name}: study '{study_name}' was run with {stored_value!r}, the config has {value!r}")
     return study
 
 
