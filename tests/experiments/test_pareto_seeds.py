@@ -34,17 +34,19 @@ def summary(
             "truth": {**truth, "send_volume": 0.5},
         },
         "oracle": {
+            "hypervolume_ratio": 0.5,
             "fixed": {
                 "chosen_truly_feasible": unsubscribe_truth <= BUDGET,
                 "front_box_hypervolume": front_volume,
                 "oracle_box_hypervolume": 0.3,
+                "send_nothing_truth": {"conversion": 0.02, "unsubscribe": 0.0, "send_volume": 0.0},
                 "regret": {
                     "chosen_truth": conversion_truth,
                     "oracle_model_scores": 0.05,
                     "oracle_true_scores": 0.06,
                     "selection_regret": 0.05 - conversion_truth,
                 },
-            }
+            },
         },
     }
 
@@ -59,6 +61,7 @@ def test_run_row_reads_interval_truth_and_ratios():
     }
     assert row["objectives"]["unsubscribe"]["covered"]
     assert row["conversion_ratio"] == pytest.approx(0.8)
+    assert row["conversion_lift_ratio"] == pytest.approx((0.04 - 0.02) / (0.05 - 0.02))
     assert row["hypervolume_ratio"] == pytest.approx(0.9)
     assert (row["seed"], row["task_correlation"], row["truly_feasible"]) == (3, 0.8, True)
 
