@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
+
 from mtr.experiments.oracle_gap import read_world
 from mtr.experiments.pareto_seeds import checks, checks_table, run_row, runs_table
 from mtr.io import read_json, write_json, write_results_section
@@ -74,9 +76,11 @@ def report(args: argparse.Namespace, users: int, days: int) -> None:
     """Rows of the finished runs, the checks, results.json, results.md and the README section."""
     rows = []
     for task_correlation, seed in itertools.product(args.task_correlation, args.seeds):
-        summary = run_folder(args.runs, users, task_correlation, seed) / "dr" / "summary.json"
-        if summary.exists():
-            rows.append(run_row(read_json(summary), seed, task_correlation))
+        study = run_folder(args.runs, users, task_correlation, seed) / "dr"
+        if (study / "summary.json").exists():
+            trials = pl.read_csv(study / "trials.csv").select(pl.selectors.starts_with("true_"))
+            truths = trials.rename(lambda name: name.removeprefix("true_")).to_dicts()
+            rows.append(run_row(read_json(study / "summary.json"), truths, seed, task_correlation))
     planned = len(args.task_correlation) * len(args.seeds)
     setup = {"users": users, "days": days, "seeds": args.seeds, "task_correlation": args.task_correlation}
     result = {**setup, "epochs": args.epochs, "runs_planned": planned, "runs_completed": len(rows)}

@@ -19,7 +19,9 @@ The checks over runs:
 
 Two figures per run are reported beside the checks, as they read the same outcome more strictly: the
 conversion lift ratio (chosen - send nothing) / (oracle optimum - send nothing), since organic conversions
-make the plain ratio of "send nothing" large already, and the oracle check's hypervolume ratio (scaled on the
+make the plain ratio of "send nothing" large already; the bounded hypervolume ratio, the same fixed-box volume
+of the certified front over that of every truly feasible point known (the run's trials at their truth, the
+oracle optima and "send nothing"), which is at most 1; and the oracle check's hypervolume ratio (scaled on the
 run's own fronts against the best true front found, `mtr.pareto.oracle_check`).
 """
 
@@ -28,6 +30,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+
+from mtr.pareto.study import maximised_matrix
+from mtr.pareto.yardstick import box_volume, truly_feasible
 
 PASS, NOT_MET = "PASS", "NOT MET"
 
@@ -52,11 +59,35 @@ class Targets:
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
-    return numerator / denominator if denominator > 0 else None
+    return float(numerator / denominator) if denominator > 0 else None
 
 
-def run_row(summary: Mapping[str, Any], seed: int, task_correlation: float) -> dict[str, Any]:
-    """One run's row: per objective estimate, interval, truth and coverage; the verdict and the yardstick's figures."""
+def bounded_hypervolume_ratio(summary: Mapping[str, Any], trial_truths: Sequence[Mapping[str, float]]) -> float | None:
+    """Fixed-box volume of the certified front over that of every truly feasible point known (<= 1).
+
+    Args:
+        summary: the run's summary.json.
+        trial_truths: the true values of every trial of the run's study (trials.csv, true_* columns).
+    """
+    fixed, spec = summary["oracle"]["fixed"], summary["spec"]
+    objectives, constraints = spec["objectives"], spec["constraints"]
+    box = np.concatenate([maximised_matrix([fixed[f"box_{end}"]], objectives) for end in ("nadir", "ideal")])
+    known = [*trial_truths, *fixed["oracle_optima"].values(), fixed["send_nothing_truth"]]
+    feasible = [t for t in known if truly_feasible(t, constraints)]
+    return ratio(fixed["front_box_hypervolume"], box_volume(maximised_matrix(feasible, objectives), box))
+
+
+def run_row(
+    summary: Mapping[str, Any], trial_truths: Sequence[Mapping[str, float]], seed: int, task_correlation: float
+) -> dict[str, Any]:
+    """One run's row: per objective estimate, interval, truth and coverage; the verdict and the yardstick's figures.
+
+    Args:
+        summary: the run's summary.json.
+        trial_truths: the true values of every trial of its study (for the bounded hypervolume ratio).
+        seed: the world and training seed.
+        task_correlation: the world's task correlation.
+    """
     chosen, fixed = summary["chosen"], summary["oracle"]["fixed"]
     objectives = {}
     for name in summary["spec"]["objectives"]:
@@ -84,6 +115,7 @@ def run_row(summary: Mapping[str, Any], seed: int, task_correlation: float) -> d
         "front_box_hypervolume": fixed["front_box_hypervolume"],
         "oracle_box_hypervolume": fixed["oracle_box_hypervolume"],
         "hypervolume_ratio": ratio(fixed["front_box_hypervolume"], fixed["oracle_box_hypervolume"]),
+        "bounded_hypervolume_ratio": bounded_hypervolume_ratio(summary, trial_truths),
         "oracle_check_hypervolume_ratio": summary["oracle"]["hypervolume_ratio"],
     }
 
@@ -93,17 +125,12 @@ def _at_least(values: Sequence[float | None], target: float) -> int:
 
 
 def checks(rows: Sequence[Mapping[str, Any]], targets: Targets = Targets()) -> dict[str, dict[str, Any]]:  # noqa: B008
-    """The four checks over the runs' rows, each with its figures, rule and PASS / NOT MET."""
+    """The four checks over the runs' rows, each with its figures, rule and PASS / NOT MET, and the bounded
+    hypervolume ratio against the same target (reported beside them, not one of the issue's checks)."""
     n = len(rows)
     feasible = sum(r["truly_feasible"] for r in rows)
     no_certified = sum(not r["certified"] for r in rows)
     pairs = [o["covered"] for r in rows for o in r["objectives"].values()]
-    conversion = [r["conversion_ratio"] for r in rows]
-    volume = [r["hypervolume_ratio"] for r in rows]
-    met_conversion, met_volume = (
-        _at_least(conversion, targets.conversion_ratio),
-        _at_least(volume, targets.hypervolume_ratio),
-    )
     feasible_ok = feasible >= targets.feasible_share * n and no_certified <= targets.no_certified_share * n
     out = {
         "feasible": {
@@ -114,12 +141,9 @@ def checks(rows: Sequence[Mapping[str, Any]], targets: Targets = Targets()) -> d
             "no_certified_point": no_certified,
             "met": n > 0 and feasible_ok,
         },
-        "conversion": {
-            "rule": f"true conversion >= {targets.conversion_ratio:.2f} x oracle optimum in every run",
-            "figure": f"{met_conversion} of {n} runs; {_spread(conversion)}",
-            "runs_met": met_conversion,
-            "met": n > 0 and met_conversion == n,
-        },
+        "conversion": _every_run(
+            [r["conversion_ratio"] for r in rows], targets.conversion_ratio, "true conversion / oracle optimum"
+        ),
         "coverage": {
             "rule": f"interval covers truth in >= {targets.coverage:.0%} of (run, objective) pairs",
             "figure": f"{sum(pairs)} of {len(pairs)} pairs ({sum(pairs) / max(len(pairs), 1):.0%})",
@@ -127,17 +151,30 @@ def checks(rows: Sequence[Mapping[str, Any]], targets: Targets = Targets()) -> d
             "pairs": len(pairs),
             "met": bool(pairs) and sum(pairs) >= targets.coverage * len(pairs),
         },
-        "hypervolume": {
-            "rule": f"fixed-box HV of the certified front / HV of the oracle optima >= {targets.hypervolume_ratio:.2f}"
-            " in every run",
-            "figure": f"{met_volume} of {n} runs; {_spread(volume)}",
-            "runs_met": met_volume,
-            "met": n > 0 and met_volume == n,
-        },
+        "hypervolume": _every_run(
+            [r["hypervolume_ratio"] for r in rows],
+            targets.hypervolume_ratio,
+            "fixed-box HV of the certified front / HV of the oracle optima",
+        ),
+        "hypervolume_bounded": _every_run(
+            [r["bounded_hypervolume_ratio"] for r in rows],
+            targets.hypervolume_ratio,
+            "fixed-box HV of the certified front / HV of every truly feasible point known (not an issue check)",
+        ),
     }
     for check in out.values():
         check["verdict"] = PASS if check["met"] else NOT_MET
     return out
+
+
+def _every_run(values: Sequence[float | None], target: float, what: str) -> dict[str, Any]:
+    met = _at_least(values, target)
+    return {
+        "rule": f"{what} >= {target:.2f} in every run",
+        "figure": f"{met} of {len(values)} runs; {_spread(values)}",
+        "runs_met": met,
+        "met": bool(values) and met == len(values),
+    }
 
 
 def _spread(values: Sequence[float | None]) -> str:
@@ -153,7 +190,7 @@ def runs_table(rows: Sequence[Mapping[str, Any]]) -> str:
     names = list(rows[0]["objectives"]) if rows else []
     head = ["rho", "seed", *(f"{n}: est [95% interval] / truth" for n in names)]
     head += ["certified", "truly feasible", "conversion / oracle", "fixed-box HV ratio"]
-    head += ["conversion lift / oracle lift", "oracle-check HV ratio"]
+    head += ["conversion lift / oracle lift", "bounded HV ratio", "oracle-check HV ratio"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         cells = [f"{r['task_correlation']:g}", str(r["seed"])]
@@ -165,7 +202,8 @@ def runs_table(rows: Sequence[Mapping[str, Any]]) -> str:
             )
         cells += ["yes" if r["certified"] else "no (send nothing)", "yes" if r["truly_feasible"] else "NO"]
         cells += [_number(r[key]) for key in ("conversion_ratio", "hypervolume_ratio")]
-        cells += [_number(r[key]) for key in ("conversion_lift_ratio", "oracle_check_hypervolume_ratio")]
+        more = ("conversion_lift_ratio", "bounded_hypervolume_ratio", "oracle_check_hypervolume_ratio")
+        cells += [_number(r[key]) for key in more]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
