@@ -77,6 +77,8 @@ def test_study_writes_every_output_and_weights_load(problem, tmp_path):
     assert point.estimates["conversion"] != pytest.approx(chosen["est_conversion"][0])
     assert point.provenance["intervals"]["conversion"] == pytest.approx([held_out["low"], held_out["high"]])
     assert point.provenance["trial"] == chosen["trial"][0]
+    # A rate's interval stays within [0, 1]: no negative lower bound is ever reported.
+    assert all(0.0 <= b["low"] <= b["high"] <= 1.0 for b in summary["chosen"]["bounds"].values())
     oracle = json.loads((tmp_path / "summary.json").read_text())["oracle"]
     assert 0 < oracle["hypervolume_ratio"] <= 1.0
 

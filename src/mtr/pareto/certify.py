@@ -60,7 +60,9 @@ def estimates_on(feedback: LoggedFeedback, decision: PolicyDecision, estimator: 
     result = evaluate(feedback, decision, [estimator])
     floor = event_noise_floor(feedback, decision)
     return {
-        reward: Estimate(by[estimator].value, float(np.fmax(by[estimator].standard_error, floor[k])))
+        reward: Estimate(
+            by[estimator].value, float(np.fmax(by[estimator].standard_error, floor[k])), by[estimator].bounded
+        )
         for k, (reward, by) in enumerate(result.estimates.items())
     }
 
@@ -78,9 +80,11 @@ def event_noise_floor(feedback: LoggedFeedback, decision: PolicyDecision) -> np.
 
 
 def bounds(estimate: Estimate, z: float) -> tuple[float, float]:
-    """(estimate - z * SE, estimate + z * SE): the interval every certification and report uses."""
+    """(estimate - z * SE, estimate + z * SE), within [0, 1] for a binary reward (a rate's bounds never leave
+    the range a rate can take): the interval every certification and report uses."""
     half = z * estimate.standard_error
-    return estimate.value - half, estimate.value + half
+    low, high = estimate.value - half, estimate.value + half
+    return (max(low, 0.0), min(high, 1.0)) if estimate.bounded else (low, high)
 
 
 def slacks(estimates: Mapping[str, Estimate], constraints: Mapping[str, float], z: float) -> dict[str, float]:
