@@ -71,6 +71,8 @@ def test_a_softmax_study_records_its_temperature_and_its_estimates_are_the_ope_o
         truth = summary["chosen"]["truth"][reward]
         per_row = decision.expectation(problem.truth)[:, problem.feedback.reward_names.index(reward)]
         assert truth == pytest.approx(per_row.mean(), rel=1e-9)
+        # The held-out estimate's own target: the truth on the held-out users only.
+        assert summary["chosen"]["truth_held_out"][reward] == pytest.approx(per_row[held].mean(), rel=1e-9)
         assert abs(result.value(reward, "dr") - truth) < 4 * result.estimates[reward]["dr"].standard_error + 1e-9
 
 

@@ -91,7 +91,8 @@ def run_row(
     chosen, fixed = summary["chosen"], summary["oracle"]["fixed"]
     objectives = {}
     for name in summary["spec"]["objectives"]:
-        bound, truth = chosen["bounds"][name], chosen["truth"][name]
+        # The interval's target is the held-out users' truth (older summaries: the whole split's).
+        bound, truth = chosen["bounds"][name], chosen.get("truth_held_out", chosen["truth"])[name]
         objectives[name] = {
             "estimate": bound["value"],
             "interval": [bound["low"], bound["high"]],

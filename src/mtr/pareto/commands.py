@@ -122,8 +122,9 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         needed = summary["opportunities_needed"]
         more = "no amount of data" if needed is None or needed == float("inf") else f"about {needed:,.0f} opportunities"
         print(f"  sending nothing: no estimate is needed to know it breaks no budget; certifying would need {more}")
-    truth = chosen.get("truth") or {}
-    print(f"  held-out {spec['estimator']} estimate [estimate -/+ {spec['z']:.2f} SE]" + ("; truth" if truth else ""))
+    truth = chosen.get("truth_held_out") or chosen.get("truth") or {}
+    label = "; truth on the same users" if truth else ""
+    print(f"  held-out {spec['estimator']} estimate [estimate -/+ {spec['z']:.2f} SE]{label}")
     for name, bound in chosen["bounds"].items():
         cap = spec["constraints"].get(name)
         budget = f" (budget {cap:g})" if cap is not None else ""

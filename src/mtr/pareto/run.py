@@ -109,9 +109,12 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
     }
     summary["chosen_on_selection_part"] = {"trial": chosen.number, "bounds": interval_table(_estimates(chosen), spec.z)}
     if problem.truth is not None:
-        summary["chosen"]["truth"] = dict(
-            zip(problem.feedback.reward_names, evaluator.true_value(decision).tolist(), strict=True)
-        )
+        names = problem.feedback.reward_names
+        summary["chosen"]["truth"] = dict(zip(names, evaluator.true_value(decision).tolist(), strict=True))
+        # The held-out estimate's own target: the policy's true value on the held-out users' opportunities.
+        held_out = PolicyEvaluator(problem.inputs, held_part, spec.weights({}), problem.truth, spec.prune)
+        held_truth = held_out.true_value(held_out.decide(point.fusion, point.policy))
+        summary["chosen"]["truth_held_out"] = dict(zip(names, held_truth.tolist(), strict=True))
     if run.oracle_check and problem.truth is not None:
         summary["oracle"] = _oracle_summary(evaluator, spec, run.n_trials, front, records, summary["chosen"]["truth"])
     write_outputs(out, spec, records, front, chosen, summary)
