@@ -61,7 +61,9 @@ class BuildConfig:
         embargo_days: a later split starts at least this many days after the earlier one's last day
             (None: the longest label horizon, so that every earlier label has matured; 1: splits touch).
         matured_splits: splits hold only decision days whose every label has matured by the log's end
-            (False: every day, with immature labels null and masked).
+            (False: every day, with immature labels null and masked; near the log's end the conversion
+            labels kept are then those whose window a send cut, which are shorter: the last days' label
+            rates lean low, so use it for label-rule checks, not for training or evaluation).
         partitions: users are processed in this many groups (user_id modulo partitions); peak memory
             scales with one group, so raise it for larger logs.
         fit_rows: at most about this many train rows (a hash sample by row_id) fit the feature encodings.
