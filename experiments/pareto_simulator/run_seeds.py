@@ -88,7 +88,8 @@ def report(args: argparse.Namespace, users: int, days: int) -> None:
     write_json(HERE / "seeds" / "results.json", {**result, "runs": rows})
     headline = (
         f"{len(rows)} of {planned} runs ({users:,} users x {days} days; seeds {args.seeds}; task_correlation "
-        f"{args.task_correlation}; MMoE {args.epochs} epochs); the study of config.yaml (its estimator), 95% intervals.\n\n"
+        f"{args.task_correlation}; MMoE {args.epochs} epochs); the study of config.yaml (its estimator), "
+        "95% intervals.\n\n"
         + checks_table(result["checks"])
     )
     per_run = "Per run (held-out estimate [interval] / truth; * where the interval misses the truth):\n\n"
