@@ -89,8 +89,7 @@ def report(args: argparse.Namespace, users: int, days: int) -> None:
     headline = (
         f"{len(rows)} of {planned} runs ({users:,} users x {days} days; seeds {args.seeds}; task_correlation "
         f"{args.task_correlation}; MMoE {args.epochs} epochs); the study of config.yaml (its estimator), "
-        "95% intervals.\n\n"
-        + checks_table(result["checks"])
+        "95% intervals.\n\n" + checks_table(result["checks"])
     )
     per_run = "Per run (held-out estimate [interval] / truth; * where the interval misses the truth):\n\n"
     (HERE / "seeds" / "results.md").write_text(headline + "\n\n" + per_run + runs_table(rows) + "\n")
