@@ -114,7 +114,7 @@ def plan_splits(
             f"longest label horizon ({horizon} days, objective '{longest}') need at least {needed}: use a "
             "longer log, a smaller build.embargo_days, or drop the objective"
         )
-    starts = (0, n_train + gap, n_train + n_validation + 2 * gap, budget + 2 * gap)
+    starts = (0, n_train + gap, n_train + n_validation + 2 * gap)
     ends = (n_train, n_train + n_validation + gap, budget + 2 * gap)
     split_days = {name: (usable[starts[i]], usable[ends[i] - 1]) for i, name in enumerate(SPLITS)}
     left_out = {"embargo": 2 * gap, "immature": len(days) - len(usable)}

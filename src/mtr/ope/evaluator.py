@@ -185,20 +185,29 @@ class PolicyEvaluator:
         residual = None if fb.predicted is None else fb.rewards - fb.predicted[fb.logged_index]
         return observed * (1.0 / fb.propensity)[:, None], fb.rewards * observed, residual, observed
 
-    def true_value(self, decision: PolicyDecision) -> np.ndarray:
-        """[K] the true mean reward per opportunity (over the same rows as the estimates); needs `truth`."""
+    def true_value(self, decision: PolicyDecision, within: np.ndarray | None = None) -> np.ndarray:
+        """[K] the true mean reward per opportunity (over the same rows as the estimates, or only those of the
+        opportunities `within` [G] bool); needs `truth`."""
         if self.truth_by_reward is None:
             raise InputError("pareto: no true probabilities (only the simulator has an oracle)")
-        return self._direct(self.truth_by_reward, decision) / self.n
+        if within is None:
+            return self._direct(self.truth_by_reward, decision) / self.n
+        observed = self.observed * within  # [K, G]: the observed rows of those opportunities only
+        return self._direct(self.truth_by_reward, decision, observed) / observed.sum(axis=1)
 
-    def _direct(self, by_reward: np.ndarray, decision: PolicyDecision) -> np.ndarray:
-        """[K] sum over observed groups of the policy's expectation of a reward-major per-candidate table [K, N]."""
+    def _direct(
+        self, by_reward: np.ndarray, decision: PolicyDecision, observed: np.ndarray | None = None
+    ) -> np.ndarray:
+        """[K] sum over observed groups (default: the feedback's) of the policy's expectation of a reward-major
+        per-candidate table [K, N]."""
+        if observed is None:
+            observed = self.observed
         if decision.chosen is None:
-            return np.einsum("gk,kg->k", decision.expectation(by_reward.T), self.observed)
+            return np.einsum("gk,kg->k", decision.expectation(by_reward.T), observed)
         chosen = decision.chosen
-        if self.all_observed:
+        if observed is self.observed and self.all_observed:
             return np.array([np.take(row, chosen).sum(dtype=np.float64) for row in by_reward])
-        pairs = zip(by_reward, self.observed, strict=True)
+        pairs = zip(by_reward, observed, strict=True)
         return np.array([np.dot(np.take(row, chosen), seen) for row, seen in pairs])
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.ope.estimators import Estimate, evaluate
+from mtr.ope.estimators import Estimate, get_estimator
 from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.ope.policy_rows import PolicyRows
 from mtr.scoring.policy import PolicyConfig, PolicyDecision
@@ -56,23 +56,29 @@ def part_feedback(feedback: LoggedFeedback, rows: np.ndarray) -> LoggedFeedback:
 
 
 def estimates_on(feedback: LoggedFeedback, decision: PolicyDecision, estimator: str) -> dict[str, Estimate]:
-    """Each reward's estimate by one estimator, its standard error at least the event noise floor."""
-    result = evaluate(feedback, decision, [estimator])
-    floor = event_noise_floor(feedback, decision)
+    """Each reward's estimate by one estimator, its standard error at least the event noise floor (the policy's
+    per-row inputs are gathered once for both: this runs for every trial)."""
+    chosen = get_estimator(estimator)
+    rows = PolicyRows.of(feedback, decision)
+    if not chosen.applies(rows.direct is not None):
+        raise InputError(f"estimator: {estimator!r} needs the reward model's predictions")
+    value, error = chosen.estimate(rows)
+    floor = event_noise_floor(feedback, rows)
     return {
-        reward: Estimate(
-            by[estimator].value, float(np.fmax(by[estimator].standard_error, floor[k])), by[estimator].bounded
-        )
-        for k, (reward, by) in enumerate(result.estimates.items())
+        reward: Estimate(float(value[k]), float(np.fmax(error[k], floor[k])), bool(rows.bounded[k]))
+        for k, reward in enumerate(feedback.reward_names)
     }
 
 
-def event_noise_floor(feedback: LoggedFeedback, decision: PolicyDecision) -> np.ndarray:
+def event_noise_floor(feedback: LoggedFeedback, rows: PolicyRows) -> np.ndarray:
     """[K] standard error of the importance-weighted events alone under the reward model (see the module
-    docstring); 0 for a reward that is not binary or without a reward model."""
+    docstring); 0 for a reward that is not binary or without a reward model.
+
+    Args:
+        rows: the target policy's per-row inputs (`PolicyRows.of(feedback, decision)`); weight [K, G], 0 where
+            unobserved."""
     if feedback.predicted is None:
         return np.zeros(len(feedback.reward_names))
-    rows = PolicyRows.of(feedback, decision)  # weight: [K, G], 0 where unobserved
     p = np.clip(feedback.logged_prediction, 0.0, 1.0)
     variance = np.einsum("kg,kg->k", rows.weight**2, p * (1.0 - p))
     binary = ((rows.rewards == 0) | (rows.rewards == 1)).all(axis=1)

@@ -77,7 +77,7 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
     records = completed(study)
     front = feasible_front(records, spec.objectives)
     chosen, verdict = certified_choice(records, evaluator, spec, held_part, held)
-    point = operating_point(spec, chosen, verdict, evaluator, held_part, problem, provenance, run)
+    point, re_estimate = operating_point(spec, chosen, verdict, evaluator, held_part, problem, provenance, run)
     out = Path(run.out)
     point.save(out / WEIGHTS_FILE)
     decision = evaluator.decide(point.fusion, point.policy)
@@ -104,7 +104,7 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
             "params": chosen.params if verdict.certified else {},
             "estimates_on": "held-out users",
             "estimates": evaluate(held_part, decision).to_dict(),
-            "bounds": interval_table(estimates_on(held_part, decision, spec.estimator), spec.z),
+            "bounds": interval_table(re_estimate, spec.z),
         },
     }
     summary["chosen_on_selection_part"] = {"trial": chosen.number, "bounds": interval_table(_estimates(chosen), spec.z)}
@@ -112,8 +112,7 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
         names = problem.feedback.reward_names
         summary["chosen"]["truth"] = dict(zip(names, evaluator.true_value(decision).tolist(), strict=True))
         # The held-out estimate's own target: the policy's true value on the held-out users' opportunities.
-        held_out = PolicyEvaluator(problem.inputs, held_part, spec.weights({}), problem.truth, spec.prune)
-        held_truth = held_out.true_value(held_out.decide(point.fusion, point.policy))
+        held_truth = evaluator.true_value(decision, within=held)
         summary["chosen"]["truth_held_out"] = dict(zip(names, held_truth.tolist(), strict=True))
     if run.oracle_check and problem.truth is not None:
         summary["oracle"] = _oracle_summary(evaluator, spec, run.n_trials, front, records, summary["chosen"]["truth"])
@@ -193,14 +192,14 @@ def operating_point(
     problem: LoggedProblem,
     provenance: dict,
     run: StudyRun,
-) -> OperatingPoint:
+) -> tuple[OperatingPoint, dict[str, Estimate]]:
     """What weights.json records: the certified trial, or "send nothing" when none is certified; its estimates are
-    the re-estimate on held-out users."""
+    the re-estimate on held-out users, returned too (the summary reports its intervals)."""
     params = chosen.params if verdict.certified else {}
     weights = spec.weights(params).resolved(problem.inputs.objectives)
     policy = spec.policy_config(params) if verdict.certified else SEND_NOTHING
     re_estimate = estimates_on(held_part, evaluator.decide(weights, policy), spec.estimator)
-    return OperatingPoint(
+    point = OperatingPoint(
         fusion=weights,
         policy=policy,
         estimates={name: e.value for name, e in re_estimate.items()},
@@ -217,6 +216,7 @@ def operating_point(
             "verdict": verdict.reason,
         },
     )
+    return point, re_estimate
 
 
 def records_frame(records: list[TrialRecord], chosen: TrialRecord, front: list[TrialRecord]) -> pl.DataFrame:
