@@ -256,6 +256,15 @@ def model_configs() -> dict[str, ModelConfig]:
 
 
 @pytest.fixture(scope="session")
+def small_mmoe() -> dict[str, Any]:
+    """A small MMoE's `model.architecture` config (the frame with 2 gated experts over 4-wide embeddings), for
+    tests that need a cheap model in a run folder."""
+    experts = {"class_path": "mtr.models.mmoe.GatedExperts", "init_args": {"n_experts": 2, "expert_hidden": [8]}}
+    frame_args = {"embedding_dim": 4, "tower_hidden": [4], "shared": experts}
+    return {"class_path": "mtr.models.frame.MultiTaskModel", "init_args": frame_args}
+
+
+@pytest.fixture(scope="session")
 def architectures() -> dict[str, ModelConfig]:
     """Every configs/model/*.yaml by file stem, for tests that need one architecture by name."""
     return model_configs()

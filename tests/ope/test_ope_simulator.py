@@ -31,22 +31,12 @@ POLICIES = [
 
 
 @pytest.fixture(scope="module")
-def run(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(sim_dataset: Path, small_mmoe: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder holding an MMoE with fixed random weights (OPE needs a reward model, not a good one)."""
     folder = tmp_path_factory.mktemp("ope_run")
     schema = DatasetSchema.load(sim_dataset)
     torch.manual_seed(0)
-    architecture = {
-        "class_path": "mtr.models.frame.MultiTaskModel",
-        "init_args": {
-            "embedding_dim": 4,
-            "tower_hidden": [4],
-            "shared": {
-                "class_path": "mtr.models.mmoe.GatedExperts",
-                "init_args": {"n_experts": 2, "expert_hidden": [8]},
-            },
-        },
-    }
+    architecture = small_mmoe
     model = build_architecture(architecture, schema, source="test")
     (folder / "checkpoints").mkdir()
     (folder / "config.yaml").write_text(yaml.safe_dump({"model": {"architecture": architecture}}))

@@ -31,15 +31,6 @@ from mtr.scoring.policy import PolicyConfig, PolicyDecision, decide
 from mtr.scoring.weights import FusionWeights
 from mtr.sim.oracle import Oracle
 
-SMALL_MMOE = {
-    "class_path": "mtr.models.frame.MultiTaskModel",
-    "init_args": {
-        "embedding_dim": 4,
-        "tower_hidden": [4],
-        "shared": {"class_path": "mtr.models.mmoe.GatedExperts", "init_args": {"n_experts": 2, "expert_hidden": [8]}},
-    },
-}
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
@@ -74,11 +65,11 @@ def test_oracle_candidates_form_groups_with_the_logging_distribution(
 
 
 def test_scoring_the_logged_candidate_reproduces_the_models_output_on_the_logged_row(
-    world: tuple[Path, Path], candidates: CandidateTable, logged: pl.DataFrame
+    world: tuple[Path, Path], candidates: CandidateTable, logged: pl.DataFrame, small_mmoe: dict
 ) -> None:
     schema = DatasetSchema.load(world[1])
     torch.manual_seed(0)
-    model = build_architecture(SMALL_MMOE, schema, source="test").eval()
+    model = build_architecture(small_mmoe, schema, source="test").eval()
     rows = candidate_model_rows(candidates.frame, logged)
     probabilities = score_candidates(model, schema, rows, candidates.groups.channel, batch_size=5000)
     index = candidates.logged_index(logged)
@@ -95,10 +86,12 @@ def test_scoring_the_logged_candidate_reproduces_the_models_output_on_the_logged
     assert np.all(probabilities[candidates.groups.starts][:, [1, 3]] == 0)
 
 
-def test_load_trained_model_rebuilds_architecture_and_weights(world: tuple[Path, Path], tmp_path: Path) -> None:
+def test_load_trained_model_rebuilds_architecture_and_weights(
+    world: tuple[Path, Path], small_mmoe: dict, tmp_path: Path
+) -> None:
     schema = DatasetSchema.load(world[1])
     torch.manual_seed(1)
-    architecture = SMALL_MMOE
+    architecture = small_mmoe
     model = build_architecture(architecture, schema, source="test")
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": {"architecture": architecture}}))
