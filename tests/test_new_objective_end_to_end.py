@@ -20,6 +20,7 @@ from mtr.data.batch import sparse_batch
 from mtr.models.checkpoint import load_trained_model
 from mtr.ope.estimators import evaluate
 from mtr.ope.problem import simulator_scored, split_rows
+from mtr.ope.scorers import load_scorers
 from mtr.schema import CHANNELS, NO_SEND, DatasetSchema
 from mtr.scoring.candidates import CandidateTable, channel_task_index
 from mtr.scoring.fusion import FusionInputs, fuse
@@ -91,7 +92,7 @@ def test_off_policy_evaluation_of_the_logging_policy_returns_the_logged_mean_val
 ) -> None:
     events, dataset = fifth_objective_world
     rows, schema = split_rows(dataset, "validation")
-    candidates, problem = simulator_scored(trained, "last.ckpt", rows, events)
+    candidates, problem = simulator_scored(load_scorers([trained], "last.ckpt", ["validation"]), rows, events)
     logging = PolicyDecision(candidates.groups, probabilities=candidates.frame["propensity"].to_numpy())
     result = evaluate(problem.feedback, logging)
     # The logged mean, from the dataset's own label and mask columns (not from the feedback under test).

@@ -16,10 +16,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mtr.data.batch import Batch, sparse_batch
+from mtr.data.folds import UserFolds
 from mtr.data.preprocess import encode_features, encode_targets
 from mtr.errors import InputError
 from mtr.io import files_fingerprint
 from mtr.schema import SCHEMA_FILE, DatasetSchema
+
+# The splits a fold model learns from and is selected on; test and predict are scored for every user.
+FOLDED_SPLITS = ("train", "validation")
 
 
 class TableDataset(Dataset):
@@ -100,6 +104,8 @@ class MessagingDataModule(pl.LightningDataModule):
         predict_split: the split `mtr predict` scores.
         shuffle_seed: seed of the training batch order; None takes torch's initial seed (set by
             `seed_everything`).
+        user_folds: for cross-fitting (`mtr.data.folds`): train and select the model without the held-out
+            fold's users (train and validation lose its rows), whose rows are then evidence for `mtr pareto`.
     """
 
     def __init__(
@@ -109,6 +115,7 @@ class MessagingDataModule(pl.LightningDataModule):
         eval_batch_size: int = 8192,
         predict_split: str = "test",
         shuffle_seed: int | None = None,
+        user_folds: UserFolds | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -117,6 +124,7 @@ class MessagingDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.predict_split = predict_split
         self.shuffle_seed = torch.initial_seed() % 2**31 if shuffle_seed is None else shuffle_seed
+        self.user_folds = user_folds
         self.datasets: dict[str, TableDataset] = {}
         self.save_hyperparameters()
 
@@ -132,7 +140,10 @@ class MessagingDataModule(pl.LightningDataModule):
             path = self.schema.split_path(self.path, name)
             if not path.exists():
                 raise InputError(f"table '{name}' not found: {path}")
-            self.datasets[name] = TableDataset(polars.read_parquet(path), self.schema, table=name)
+            frame = polars.read_parquet(path)
+            if self.user_folds is not None and name in FOLDED_SPLITS:
+                frame = self.user_folds.training_rows(frame, name)
+            self.datasets[name] = TableDataset(frame, self.schema, table=name)
         return self.datasets[name]
 
     def setup(self, stage: str) -> None:

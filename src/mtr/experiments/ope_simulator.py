@@ -27,6 +27,7 @@ from mtr.experiments.targets import TargetPolicy
 from mtr.ope.estimators import ESTIMATORS, evaluate
 from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.ope.problem import simulator_scored
+from mtr.ope.scorers import load_scorers
 from mtr.schema import DatasetSchema
 from mtr.scoring.candidates import CandidateTable
 from mtr.scoring.fusion import FusionInputs, fuse
@@ -86,7 +87,8 @@ class SimulatorLog:
 def load_simulator_log(config: SimulatorOpeConfig) -> SimulatorLog:
     """Candidates, model predictions, oracle truth and logged rewards of the evaluated days."""
     rows = _evaluated_rows(Path(config.dataset), config.first_day, config.days)
-    candidates, problem = simulator_scored(config.run, config.checkpoint, rows, config.events)
+    scorers = load_scorers([Path(config.run)], config.checkpoint, splits=())
+    candidates, problem = simulator_scored(scorers, rows, config.events)
     return SimulatorLog(candidates, problem.inputs, problem.feedback, problem.truth)
 
 

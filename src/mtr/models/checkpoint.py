@@ -93,6 +93,20 @@ def _key_mismatch(model: nn.Module, weights: dict[str, torch.Tensor]) -> tuple[l
     return sorted(expected - set(weights)), sorted(set(weights) - expected)
 
 
+BEST = "best"
+
+
 def checkpoint_path(run_dir: Path | str, checkpoint: str) -> Path:
-    """`checkpoint` when it is an existing path, else the file of that name in the run's `checkpoints/`."""
-    return Path(checkpoint) if Path(checkpoint).exists() else Path(run_dir) / "checkpoints" / checkpoint
+    """`checkpoint` when it is an existing path; "best": the run's one `checkpoints/best-*.ckpt` (the checkpoint
+    `mtr fit` selected on validation); else the file of that name in the run's `checkpoints/`."""
+    if Path(checkpoint).exists():
+        return Path(checkpoint)
+    folder = Path(run_dir) / "checkpoints"
+    if checkpoint == BEST:
+        found = sorted(folder.glob("best-*.ckpt"))
+        if len(found) != 1:
+            raise InputError(
+                f"run folder {run_dir}: checkpoint 'best' needs one best-*.ckpt in {folder}, found {len(found)}"
+            )
+        return found[0]
+    return folder / checkpoint

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from mtr.models.checkpoint import load_trained_model
 from mtr.objectives import Objective
 from mtr.ope.dataset_feedback import dataset_feedback, logged_rewards
 from mtr.ope.logged_feedback import LoggedFeedback, binary_rewards
+from mtr.ope.scorers import Scorer
 from mtr.schema import NO_SEND, DatasetSchema
 from mtr.scoring.candidates import CandidateTable, candidate_model_rows, score_candidates, simulator_candidates
 from mtr.scoring.fusion import FusionInputs
@@ -50,17 +51,52 @@ class LoggedProblem:
 
 
 def split_rows(dataset: Path, split: str) -> tuple[pl.DataFrame, DatasetSchema]:
-    """The rows of one split of a dataset folder and its schema."""
+    """The rows of one split, or of several ("train,validation"), of a dataset folder and its schema."""
     schema = DatasetSchema.load(dataset)
-    if split not in schema.splits:
-        raise InputError(f"split: dataset {dataset} has splits {list(schema.splits)}, not {split!r}")
-    return pl.read_parquet(schema.split_path(dataset, split)), schema
+    names = split_names(split)
+    unknown = [name for name in names if name not in schema.splits]
+    if unknown:
+        raise InputError(f"split: dataset {dataset} has splits {list(schema.splits)}, not {unknown}")
+    return pl.concat([pl.read_parquet(schema.split_path(dataset, name)) for name in names]), schema
+
+
+def split_names(split: str) -> list[str]:
+    """ "train,validation" -> ["train", "validation"]."""
+    names = [name.strip() for name in split.split(",") if name.strip()]
+    if not names or len(set(names)) != len(names):
+        raise InputError(f"split: give one split or distinct comma-separated ones, got {split!r}")
+    return names
+
+
+def scored_by(
+    scorers: Sequence[Scorer], rows: pl.DataFrame, channel: np.ndarray, table: str
+) -> tuple[np.ndarray, DatasetSchema]:
+    """[rows, K] each row's predictions by the one scorer that may judge it (`mtr.ope.scorers`), and the
+    models' schema.
+
+    Args:
+        scorers: one model, or the fold models of a cross-fit (together they cover every user once).
+        rows: model-input rows, one per candidate.
+        channel: [rows] each candidate's channel code.
+        table: names the rows in errors.
+    """
+    predicted, schema = None, None
+    for scorer in scorers:
+        model, schema = load_trained_model(scorer.run, str(scorer.checkpoint))
+        mine = scorer.rows(rows, table)
+        if not mine.any():
+            raise InputError(f"{table}: no rows of the users that run {scorer.run} may be judged on")
+        scores = score_candidates(model, schema, rows.filter(pl.Series(mine)), channel[mine])
+        if predicted is None:
+            predicted = np.zeros((rows.height, scores.shape[1]), dtype=scores.dtype)
+        predicted[mine] = scores
+    return predicted, schema
 
 
 def simulator_scored(
-    run: Path | str, checkpoint: str, rows: pl.DataFrame, events: Path | str
+    scorers: Sequence[Scorer], rows: pl.DataFrame, events: Path | str, table: str = "evidence"
 ) -> tuple[CandidateTable, LoggedProblem]:
-    """The simulator's candidates at the opportunities of `rows`, scored by the model and by the oracle.
+    """The simulator's candidates at the opportunities of `rows`, scored by the model(s) and by the oracle.
 
     Returns:
         The candidates, and the problem: the model's predictions, the logged feedback and the oracle's
@@ -69,11 +105,10 @@ def simulator_scored(
     """
     from mtr.sim.oracle import Oracle
 
-    model, schema = load_trained_model(run, checkpoint)
     oracle = Oracle.load(events)
     candidates = simulator_candidates(events, rows, oracle)
     groups = candidates.groups
-    predicted = score_candidates(model, schema, candidate_model_rows(candidates.frame, rows), groups.channel)
+    predicted, schema = scored_by(scorers, candidate_model_rows(candidates.frame, rows), groups.channel, table)
     true = oracle.probabilities(
         candidates.frame.select("row_id", "message_id", "channel", "hour").rename({"row_id": "opportunity_id"})
     )
@@ -89,18 +124,17 @@ def simulator_scored(
     return candidates, LoggedProblem(inputs, feedback, truth, {"opportunities": groups.n_groups})
 
 
-def simulator_problem(run: Path, dataset: Path, events: Path, split: str, checkpoint: str) -> LoggedProblem:
-    """The simulator's candidates at the split's opportunities, scored by the model and by the oracle."""
+def simulator_problem(scorers: Sequence[Scorer], dataset: Path, events: Path, split: str) -> LoggedProblem:
+    """The simulator's candidates at the split's opportunities, scored by the model(s) and by the oracle."""
     rows, _ = split_rows(dataset, split)
-    _, problem = simulator_scored(run, checkpoint, rows, events)
-    problem.description = {"candidates": "simulator", "split": split, **problem.description}
+    _, problem = simulator_scored(scorers, rows, events, table=f"split {split}")
+    problem.description = {"candidates": "simulator", "split": split, **_scorer_counts(scorers), **problem.description}
     return problem
 
 
-def arm_problem(run: Path, dataset: Path, split: str, checkpoint: str) -> LoggedProblem:
-    """Every arm (value of the action column) at every opportunity of the split, scored by the model."""
-    model, schema = load_trained_model(run, checkpoint)
-    rows, _ = split_rows(dataset, split)
+def arm_problem(scorers: Sequence[Scorer], dataset: Path, split: str) -> LoggedProblem:
+    """Every arm (value of the action column) at every opportunity of the split, scored by the model(s)."""
+    rows, schema = split_rows(dataset, split)
     action, channel = schema.action_column, schema.channel_column or "channel"
     if action is None or schema.propensity_column is None:
         raise InputError(f"dataset {dataset}: 'arms' candidates need an action and a propensity column in the schema")
@@ -115,7 +149,8 @@ def arm_problem(run: Path, dataset: Path, split: str, checkpoint: str) -> Logged
     predictions = np.zeros((g, a, k), dtype=np.float32)
     for j, (arm, arm_channel) in enumerate(arms.iter_rows()):
         arm_rows = rows.with_columns(pl.lit(arm).alias(action), pl.lit(arm_channel).alias(channel))
-        predictions[:, j] = score_candidates(model, schema, arm_rows, np.full(g, codes[j], dtype=np.int64))
+        arm_channels = np.full(g, codes[j], dtype=np.int64)
+        predictions[:, j] = scored_by(scorers, arm_rows, arm_channels, f"split {split}")[0]
     logged_arm = rows.select(pl.col(action).replace_strict(arms[action], range(a), return_dtype=pl.Int64))
     logged_index = groups.starts + logged_arm.to_series().to_numpy()
     rewards, mask = logged_rewards(rows, schema)
@@ -125,9 +160,15 @@ def arm_problem(run: Path, dataset: Path, split: str, checkpoint: str) -> Logged
     feedback = LoggedFeedback(
         groups, logged_index, propensity, rewards, mask, predicted, schema.objective_names, binary
     ).with_send_volume()
-    described = {"candidates": "arms: " + ", ".join(arms[action].to_list()), "split": split, "opportunities": g}
+    arms_named = "arms: " + ", ".join(arms[action].to_list())
+    described = {"candidates": arms_named, "split": split, **_scorer_counts(scorers), "opportunities": g}
     inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
     return LoggedProblem(inputs, feedback, None, described)
+
+
+def _scorer_counts(scorers: Sequence[Scorer]) -> dict[str, int]:
+    """How the rows were scored, for the summary: the number of cross-fitted fold models (1: one model)."""
+    return {"scoring_models": len(scorers)}
 
 
 def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -> LoggedProblem:

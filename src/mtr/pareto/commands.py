@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def pareto(
     out: Path,
-    run: Path,
+    run: Path | list[Path],
     dataset: Path,
     params: dict[str, dict[str, Any]],
     events: Path | None = None,
@@ -46,13 +46,17 @@ def pareto(
     Args:
         out: output folder: front.csv/json/png/html, trials.csv, weights.json, summary.json (and study.db, the
             default storage, and problem.npz, the scored candidates, reused by re-runs).
-        run: run folder of the model trained by `mtr fit` (config.yaml, checkpoints/).
+        run: run folder of the model trained by `mtr fit` (config.yaml, checkpoints/), or the list of the fold
+            models of a cross-fit (runs fitted with `data.user_folds`, `mtr.data.folds`): each judged on the
+            users it never saw, so that `split` may take the training days too ("train,validation").
         dataset: the dataset folder whose `split` rows are the logged opportunities evaluated.
         params: search space: objective weights, send_cost, threshold, temperature -> {type: float, low, high, log}.
         events: the simulator's events folder (candidates: its eligible actions, with the oracle's truth);
             without it, candidates are the arms of the dataset's action column.
-        split: the split evaluated (validation by default: model selection never looks at test).
-        checkpoint: checkpoint file in the run's checkpoints/.
+        split: the split(s) evaluated, comma-separated (validation by default: model selection never looks at
+            test; a run trained on every user may not be judged on train).
+        checkpoint: checkpoint file in each run's checkpoints/, "best" (the one best-*.ckpt `mtr fit` selected on
+            validation) or a path (one run).
         fixed: FusionWeights fields fixed in every trial, e.g. {conversion: 1.0}.
         policy: fixed policy fields, e.g. {temperature: 0.05} for a softmax policy, or {threshold: 0.01}.
         study_name: the Optuna study.
@@ -65,46 +69,46 @@ def pareto(
 
     choices = (objectives or {}, constraints or {}, estimator, selection, sampler, prune)
     spec = ParetoSpec(params, fixed or {}, policy or {}, *choices, holdout=holdout, z=z, split_seed=split_seed)
-    provenance = {"run": str(run), "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
+    runs = [str(r) for r in run] if isinstance(run, list) else str(run)
+    provenance = {"run": runs, "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
     problem = load_problem(Path(out), provenance, events)
     summary = run_pareto(problem, spec, StudyRun(out, study_name, storage, n_trials, oracle_check), provenance)
     print_summary(summary, Path(out))
     return summary
 
 
-def load_problem(out: Path, inputs: dict[str, str], events: Path | None) -> LoggedProblem:
+def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> LoggedProblem:
     """The scored problem, from OUT/problem.npz when it was built from the same files (see `cached_problem`).
 
     Args:
         out: the study's output folder.
-        inputs: run, checkpoint, dataset and split, as `pareto` names them.
+        inputs: run (a folder or the fold models' list), checkpoint, dataset and split, as `pareto` names them.
         events: the simulator's events folder, or None for the dataset's arms.
     """
-    from mtr.models.checkpoint import checkpoint_path
-    from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem
+    from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem, split_names
+    from mtr.ope.scorers import load_scorers
     from mtr.schema import DatasetSchema
 
-    run, checkpoint, dataset, split = (
-        Path(inputs["run"]),
-        inputs["checkpoint"],
-        Path(inputs["dataset"]),
-        inputs["split"],
-    )
-    model = checkpoint_path(run, checkpoint)
+    runs = inputs["run"] if isinstance(inputs["run"], list) else [inputs["run"]]
+    dataset, split = Path(inputs["dataset"]), inputs["split"]
+    names = split_names(split)
+    scorers = load_scorers([Path(r) for r in runs], inputs["checkpoint"], names)
+    schema = DatasetSchema.load(dataset)
     key = {
         **inputs,
         "events": str(events),
-        "model": file_stamp(model) if model.exists() else None,
-        "rows": file_stamp(DatasetSchema.load(dataset).split_path(dataset, split)),  # the schema only, not the rows
+        "models": [file_stamp(s.checkpoint) if s.checkpoint.exists() else None for s in scorers],
+        # The schema only, not the rows: their files' stamps.
+        "rows": [file_stamp(schema.split_path(dataset, name)) for name in names if name in schema.splits],
     }
     out.mkdir(parents=True, exist_ok=True)
     return cached_problem(
         out / "problem.npz",
         key,
         lambda: (
-            simulator_problem(run, dataset, events, split, checkpoint)
+            simulator_problem(scorers, dataset, events, split)
             if events is not None
-            else arm_problem(run, dataset, split, checkpoint)
+            else arm_problem(scorers, dataset, split)
         ),
     )
 
