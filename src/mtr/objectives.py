@@ -88,5 +88,23 @@ MESSAGING_OBJECTIVES: tuple[Objective, ...] = (
 )
 
 
+# Conversion as a decision's outcome: the same 7-day window from the decision time for every action, "send
+# nothing" included (`mtr.data.labels`), so that a policy's value compares like with like. The per-send
+# `conversion` label's window closes at the next send, so its meaning moves with the policy that sends.
+DECISION_CONVERSION = Objective(
+    "decision_conversion",
+    exists_for_none=True,
+    value_scaled=True,
+    description="converted within 7 days of the decision, whatever the action (not cut by later sends)",
+)
+# The table of a study that decides: the decision's conversion in place of the per-send one.
+DECISION_OBJECTIVES: tuple[Objective, ...] = (DECISION_CONVERSION, *MESSAGING_OBJECTIVES[1:])
+# The tables a command can name (`mtr build-dataset --objectives decision`).
+OBJECTIVE_TABLES: dict[str, tuple[Objective, ...]] = {
+    "messaging": MESSAGING_OBJECTIVES,
+    "decision": DECISION_OBJECTIVES,
+}
+
+
 def objective_names(objectives: Iterable[Objective]) -> tuple[str, ...]:
     return tuple(o.name for o in objectives)

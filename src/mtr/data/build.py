@@ -25,7 +25,6 @@ from mtr.data.labels import (
     label_columns,
     label_opportunities,
     mask_columns,
-    reward_column,
 )
 from mtr.data.preprocess import fit_features
 from mtr.data.split_rates import split_report
@@ -209,10 +208,7 @@ def build_partition(
     columns = (*CONTEXT_COLUMNS, *(c for c in features.collect_schema().names() if c != KEY))
     tasks = messaging_tasks(objectives)
     frame = frame.filter(pl.col("split").is_not_null())
-    rewards = [c for c in map(reward_column, objectives) if c]
-    return frame.select(
-        *columns, *label_columns(tasks), *mask_columns(tasks), *rewards, VALUE_COLUMN, "split"
-    ).collect()
+    return frame.select(*columns, *label_columns(tasks), *mask_columns(tasks), VALUE_COLUMN, "split").collect()
 
 
 def _check_engagements(opportunities: pl.LazyFrame, engagements: pl.LazyFrame) -> None:

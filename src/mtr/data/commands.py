@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from mtr.data.build import BuildConfig, build_dataset_from_events
 from mtr.data.split_rates import format_report
-from mtr.objectives import MESSAGING_OBJECTIVES, Objective
+from mtr.objectives import OBJECTIVE_TABLES, Objective
 
 DEFAULT_BUILD = BuildConfig()
 
 
 def build_dataset(
-    events: Path, out: Path, build: BuildConfig = DEFAULT_BUILD, objectives: list[Objective] | None = None
+    events: Path,
+    out: Path,
+    build: BuildConfig = DEFAULT_BUILD,
+    objectives: Literal["messaging", "decision"] | list[Objective] = "messaging",
 ) -> None:
     """Build training tables and schema.json from raw event logs.
 
@@ -20,10 +24,12 @@ def build_dataset(
         events: folder of raw event logs (as written by `mtr simulate`).
         out: output dataset folder (replaced only when the build succeeds).
         build: split fractions, partitions and feature settings (`--build.partitions 16`).
-        objectives: the objective table (name, kind, direction, exists_for_none, value_scaled, label_rule,
-            loss), one label per objective by its label rule; default: the messaging objectives.
+        objectives: the objective table, one label per objective by its label rule: a named table
+            ("messaging": per-send conversion, engagement, retention, unsubscribe; "decision": the same with
+            the decision's conversion, `mtr.objectives.DECISION_OBJECTIVES`) or a list of objectives (name,
+            kind, direction, exists_for_none, value_scaled, label_rule, loss).
     """
-    table = tuple(objectives) if objectives else MESSAGING_OBJECTIVES
+    table = OBJECTIVE_TABLES[objectives] if isinstance(objectives, str) else tuple(objectives)
     schema = build_dataset_from_events(events, out, build, table)
     print(f"dataset '{schema.name}' written to {out} (fingerprint {schema.metadata['fingerprint'][:12]})")
     rule, days = schema.metadata["split_rule"], schema.metadata["split_days"]

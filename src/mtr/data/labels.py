@@ -32,11 +32,12 @@ day d + horizon: 3 days for engagement and unsubscribe (send + 48 h), 8 for conv
 Decision rewards: a per-send label measures what it serves, the prediction of a send's outcome, and
 its window depends on the action (a send's conversion window opens at the send hour and closes at the
 next send; a "send nothing" row's opens at 00:00 and carries the previous send's lift). Off-policy
-evaluation and the Pareto study compare actions, so they read the decision reward where a rule has one
-(`REWARD_RULES`, written to `reward_{objective}`): any conversion in [ts, ts + 7 days) from the decision
-time, the same window for every action, "send nothing" included, not cut by later sends (they stay as
-logged). Matured iff ts + 7 days <= log_end. Engagement, unsubscribe (0 without a send) and retention
-(from the decision's day) already measure the same thing for every action.
+evaluation and the Pareto study compare actions, so a table that decides reads the decision rules
+("decision_conversion" and "decision_conversion_value", the objective `DECISION_CONVERSION` and the table
+`DECISION_OBJECTIVES`): any conversion in [ts, ts + 7 days) from the decision time, the same window for
+every action, "send nothing" included, not cut by later sends (they stay as logged). Matured iff ts + 7
+days <= log_end. Engagement, unsubscribe (0 without a send) and retention (from the decision's day)
+already measure the same thing for every action.
 
 Masks: `mask_{objective}_{channel}` is 1 only on rows of that channel ("none" for the organic tasks
 such as conversion_none and retention_none) whose label has matured. An immature label is null, never a
@@ -115,6 +116,10 @@ def _conversion_matured(observed: ObservedUntil) -> pl.Expr:
     return (pl.col("conversion_end") <= observed.log_end) & complete
 
 
+def _decision_matured(observed: ObservedUntil) -> pl.Expr:
+    return pl.col("decision_end") <= observed.log_end
+
+
 def _retention_matured(observed: ObservedUntil) -> pl.Expr:
     # 00:00 UTC of the day after the last retention day.
     end = pl.col("retention_day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
@@ -131,6 +136,13 @@ LABEL_RULES: dict[str, LabelRule] = {
     "conversion_value": LabelRule(
         ("conversion_window",), _conversion_matured, pl.col(VALUE_COLUMN), pl.Float64, _CONVERSION_DAYS, True
     ),
+    # The decision rewards: the same window for every action (see the module docstring).
+    "decision_conversion": LabelRule(
+        ("decision_window",), _decision_matured, pl.col("decision_conversions") > 0, pl.Int8, _CONVERSION_DAYS
+    ),
+    "decision_conversion_value": LabelRule(
+        ("decision_window",), _decision_matured, pl.col("decision_value"), pl.Float64, _CONVERSION_DAYS
+    ),
     "engagement": LabelRule(
         ("engaged",), _reaction_matured, pl.col("engaged").fill_null(False), pl.Int8, _REACTION_DAYS
     ),
@@ -141,27 +153,6 @@ LABEL_RULES: dict[str, LabelRule] = {
         ("unsubscribed",), _reaction_matured, pl.col("unsubscribed").fill_null(False), pl.Int8, _REACTION_DAYS
     ),
 }
-
-
-def _decision_matured(observed: ObservedUntil) -> pl.Expr:
-    return pl.col("decision_end") <= observed.log_end
-
-
-# Decision rewards by label rule: the same window for every action (see the module docstring).
-REWARD_RULES: dict[str, LabelRule] = {
-    "conversion": LabelRule(
-        ("decision_window",), _decision_matured, pl.col("decision_conversions") > 0, pl.Int8, _CONVERSION_DAYS
-    ),
-    "conversion_value": LabelRule(
-        ("decision_window",), _decision_matured, pl.col("decision_value"), pl.Float64, _CONVERSION_DAYS
-    ),
-}
-REWARD_PREFIX = "reward_"
-
-
-def reward_column(objective: Objective) -> str | None:
-    """The dataset column of the objective's decision reward, or None when its label already is one."""
-    return f"{REWARD_PREFIX}{objective.name}" if objective.label_rule in REWARD_RULES else None
 
 
 def label_rule(objective: Objective) -> LabelRule:
@@ -205,17 +196,16 @@ def label_opportunities(
         objectives: the objective table; each objective's `label_rule` computes `label_{objective}`.
 
     Returns:
-        `[opportunity_id, label_* (table order), mask_*_* (task order), reward_* (table order, objectives
-        with a decision reward), conversion_value]`, one row per opportunity.
+        `[opportunity_id, label_* (table order), mask_*_* (task order), conversion_value]`, one row per
+        opportunity.
     """
     rows = opportunities.with_columns(t0=pl.coalesce("send_ts", "ts"))
     events = {"engagements": engagements, "conversions": conversions, "unsubscribes": unsubscribes}
     inputs = LabelInputs(rows, rows.filter(pl.col("send_ts").is_not_null()), {**events, "activity": activity})
     rules = {o.name: label_rule(o) for o in objectives}
-    rewards = {reward_column(o): REWARD_RULES[o.label_rule] for o in objectives if reward_column(o)}
     value_rule = LABEL_RULES[VALUE_COLUMN]
     labelled = rows
-    needed = (*rules.values(), *rewards.values(), value_rule)
+    needed = (*rules.values(), value_rule)
     for part in dict.fromkeys(p for rule in needed for p in rule.parts):
         labelled = labelled.join(PARTS[part](inputs), on=KEY, how="left")
     matured = {name: rule.matured(observed) for name, rule in rules.items()}
@@ -228,6 +218,5 @@ def label_opportunities(
             (matured[task.objective] & (pl.col("channel") == task.channel)).cast(pl.Int8).alias(task.mask_column)
             for task in tasks
         ),
-        *(pl.when(rule.matured(observed)).then(rule.label.cast(rule.dtype)).alias(c) for c, rule in rewards.items()),
         pl.when(value_rule.matured(observed)).then(value_rule.label).alias(VALUE_COLUMN),
     )

@@ -112,10 +112,11 @@ def simulator_scored(
     true = oracle.probabilities(
         candidates.frame.select("row_id", "message_id", "channel", "hour").rename({"row_id": "opportunity_id"})
     )
-    # An objective the world does not draw itself (a value derived from its conversions) has no truth: NaN.
+    # The oracle knows outcomes by label rule; an objective whose rule the world does not draw itself (a value
+    # derived from its conversions) has no truth: NaN.
     unknown = np.full(groups.n_candidates, np.nan)
     columns = [
-        true[f"p_{o.name}"].fill_null(0.0).to_numpy() if f"p_{o.name}" in true.columns else unknown
+        true[f"p_{o.label_rule}"].fill_null(0.0).to_numpy() if f"p_{o.label_rule}" in true.columns else unknown
         for o in schema.objective_table
     ]
     truth = np.column_stack([*columns, groups.is_send()]).astype(np.float64)

@@ -36,18 +36,18 @@ from mtr.sim.population import Population
 @dataclass(frozen=True)
 class Probabilities:
     """True label probabilities [N] of N (opportunity, action) pairs, one per objective the world simulates
-    (engagement/unsubscribe nan for no send), and the decision reward of conversion (`reward_conversion`)."""
+    (engagement/unsubscribe nan for no send), and the decision reward of conversion (`decision_conversion`)."""
 
     conversion: np.ndarray
     engagement: np.ndarray
     retention: np.ndarray
     unsubscribe: np.ndarray
-    reward_conversion: np.ndarray
+    decision_conversion: np.ndarray
 
     def columns(self) -> dict[str, pl.Series]:
-        """`p_{objective}` [N] Float64 in the objective table's order, then `p_reward_conversion`; null where
+        """`p_{objective}` [N] Float64 in the objective table's order, then `p_decision_conversion`; null where
         the objective does not apply."""
-        names = (*OBJECTIVES, "reward_conversion")
+        names = (*OBJECTIVES, "decision_conversion")
         return {f"p_{name}": pl.Series(f"p_{name}", getattr(self, name)).fill_nan(None) for name in names}
 
 
@@ -114,7 +114,7 @@ class WorldTruth:
             np.where(is_send, 0.0, self.previous_lift[user, day]),
             self.log_end,
         )
-        reward_conversion = decision_conversion_probability(
+        decision_conversion = decision_conversion_probability(
             day.astype(np.float64),
             np.where(is_send, start, np.inf),
             np.where(is_send, outcomes.lift, 0.0),
@@ -132,7 +132,7 @@ class WorldTruth:
             engagement=np.where(is_send, outcomes.p_engagement, np.nan),
             retention=retention,
             unsubscribe=np.where(is_send, outcomes.p_unsubscribe, np.nan),
-            reward_conversion=reward_conversion,
+            decision_conversion=decision_conversion,
         )
 
     def logged_probabilities(self) -> Probabilities:

@@ -11,6 +11,7 @@ import pytest
 
 from mtr.cli import main
 from mtr.data.build import BuildConfig, build_dataset_from_events
+from mtr.objectives import DECISION_CONVERSION, MESSAGING_OBJECTIVES
 from mtr.schema import SPLITS, DatasetSchema, TaskSpec, messaging_tasks
 from mtr.sim.config import FATIGUE_DAYS
 
@@ -25,7 +26,9 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetSchema, 
     # Every message live every day, so that the world is stationary after the cold start (see below).
     world = ["--world.live_messages", "24"]
     main(["simulate", "--users", "2000", "--days", "112", "--seed", "11", *world, "--out", str(folder / "events")])
-    schema = build_dataset_from_events(folder / "events", folder / "dataset", BuildConfig(partitions=2))
+    # The messaging table and the decision's conversion, so that both conversions are checked on one world.
+    table = (*MESSAGING_OBJECTIVES, DECISION_CONVERSION)
+    schema = build_dataset_from_events(folder / "events", folder / "dataset", BuildConfig(partitions=2), table)
     splits = [
         pl.read_parquet(schema.split_path(folder / "dataset", split)).with_columns(split=pl.lit(split))
         for split in SPLITS
@@ -88,10 +91,11 @@ def test_splits_are_disjoint_embargoed_and_matured(simulated) -> None:
 def test_each_splits_decision_reward_matches_its_truth_for_sends_and_send_nothing(simulated, split: str) -> None:
     """The decision reward (any conversion in [ts, ts + 7 d), whatever the action) against the oracle's truth of
     the same window. One user's windows overlap from day to day, so the standard error sums per user."""
-    rows = simulated[1].filter((pl.col("split") == split) & pl.col("reward_conversion").is_not_null())
+    label = "label_decision_conversion"
+    rows = simulated[1].filter((pl.col("split") == split) & pl.col(label).is_not_null())
     for sends in (True, False):
         part = rows.filter((pl.col("channel") != "none") == sends)
-        assert part.height > 1000 and part["p_reward_conversion"].null_count() == 0
-        residual = part.group_by("user_id").agg((pl.col("reward_conversion") - pl.col("p_reward_conversion")).sum())
+        assert part.height > 1000 and part["p_decision_conversion"].null_count() == 0
+        residual = part.group_by("user_id").agg((pl.col(label) - pl.col("p_decision_conversion")).sum())
         z = residual[:, 1].sum() / math.sqrt((residual[:, 1] ** 2).sum())
         assert abs(z) < 3, (split, sends, z)
