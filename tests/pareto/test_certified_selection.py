@@ -21,6 +21,7 @@ from mtr.pareto.certify import (
     slacks,
 )
 from mtr.pareto.hypervolume import as_maximised
+from mtr.pareto.limits import Limits
 from mtr.pareto.study import TrialRecord, select_point
 from mtr.pareto.yardstick import box_volume, fixed_box
 from mtr.scoring.fusion import FusionInputs
@@ -54,7 +55,7 @@ def test_a_lucky_zero_event_policy_is_not_certified():
     feedback, always_send = rare_event_log()
     found = estimates_on(feedback, always_send, "dr")["unsubscribe"]
     assert found.value < CAP  # the point estimate alone would keep it
-    assert slacks({"unsubscribe": found}, {"unsubscribe": CAP}, Z)["unsubscribe"] > 0  # its upper bound does not
+    assert slacks({"unsubscribe": found}, Limits.parse({"unsubscribe": CAP}), Z)["max_unsubscribe"] > 0  # its bound not
     # Sending nothing is the fallback and needs no estimate: no send, no unsubscribe.
     nothing = estimates_on(feedback, PolicyDecision(feedback.groups, chosen=feedback.groups.starts), "dr")
     assert nothing["unsubscribe"].value == 0.0
@@ -93,7 +94,7 @@ def test_the_split_is_by_user_and_the_re_estimate_never_reads_the_selection_rows
 
 
 def test_no_certified_point_is_reported_with_its_reason_and_the_data_it_would_need():
-    constraints = {"unsubscribe": CAP}
+    constraints = Limits.parse({"unsubscribe": CAP})
     re_estimate = {"unsubscribe": Estimate(0.0015, 0.0005)}  # upper bound 0.00248 > 0.002
     verdict = held_out_verdict(7, re_estimate, constraints, Z, n_held_out=10_000, share=0.5)
     assert not verdict.certified
@@ -102,6 +103,27 @@ def test_no_certified_point_is_reported_with_its_reason_and_the_data_it_would_ne
     assert verdict.opportunities_needed == pytest.approx(10_000 * (Z * 0.0005 / 0.0005) ** 2 / 0.5)
     assert opportunities_needed({"unsubscribe": Estimate(0.003, 0.0)}, constraints, Z, 10_000) == np.inf
     assert held_out_verdict(7, {"unsubscribe": Estimate(0.001, 0.0004)}, constraints, Z, 10_000, 0.5).certified
+
+
+def test_a_retention_guardrail_holds_by_its_lower_bound():
+    limits = Limits.parse({"unsubscribe": CAP, "retention": {"min": 0.66}})
+    assert (limits.caps, limits.floors) == ({"unsubscribe": CAP}, {"retention": 0.66})
+    safe_unsubscribe = Estimate(0.001, 0.0001)
+    eroding = {"unsubscribe": safe_unsubscribe, "retention": Estimate(0.67, 0.01)}  # lower bound 0.650 < 0.66
+    verdict = held_out_verdict(3, eroding, limits, Z, n_held_out=10_000, share=0.5)
+    assert not verdict.certified and "retention lower bound 0.6504 < 0.66" in verdict.reason
+    # (z SE / (estimate - floor))^2 times the held-out opportunities, over the held-out share.
+    assert verdict.opportunities_needed == pytest.approx(10_000 * (Z * 0.01 / 0.01) ** 2 / 0.5)
+    kept = {"unsubscribe": safe_unsubscribe, "retention": Estimate(0.70, 0.01)}
+    assert held_out_verdict(3, kept, limits, Z, 10_000, 0.5).certified
+    assert limits.hold({"unsubscribe": 0.001, "retention": 0.661}) and not limits.hold(
+        {"unsubscribe": 0.001, "retention": 0.659}
+    )
+    for bad, field in (({"retention": {"least": 0.6}}, "constraints.retention"), ({"retention": {"min": "x"}}, "min")):
+        with pytest.raises(InputError, match=field):
+            Limits.parse(bad)
+    with pytest.raises(InputError, match="min 0.7 is above max 0.6"):
+        Limits.parse({"retention": {"min": 0.7, "max": 0.6}})
 
 
 def test_send_nothing_sends_nothing_on_the_fast_path(make_bandit):
@@ -115,7 +137,7 @@ def test_the_fixed_box_ignores_the_run_and_its_volume_stays_when_trials_are_adde
     objectives = {"conversion": "maximize", "unsubscribe": "minimize"}
     maximise = [True, False]
     payoff = as_maximised(np.array([[0.03, 0.0], [0.05, 0.0019]]), maximise)  # send nothing, the oracle optimum
-    box = fixed_box(payoff, objectives, {"unsubscribe": CAP})
+    box = fixed_box(payoff, objectives, Limits.parse({"unsubscribe": CAP}))
     np.testing.assert_allclose(box, [[0.03, -CAP], [0.05, 0.0]])
     front = as_maximised(np.array([[0.04, 0.001]]), maximise)
     alone = box_volume(front, box)

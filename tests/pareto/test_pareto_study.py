@@ -100,6 +100,22 @@ def test_constraints_keep_infeasible_points_out_of_the_choice(problem, tmp_path)
         assert capped["opportunities_needed"] > problem.inputs.groups.n_groups
 
 
+def test_a_retention_floor_keeps_eroding_points_out_of_the_choice(problem, tmp_path):
+    free = run_pareto(problem, spec(), StudyRun(tmp_path / "free", storage=journal(tmp_path), n_trials=16), {})
+    trials = pl.read_csv(tmp_path / "free" / "trials.csv")
+    lower = trials["est_retention"] - free["spec"]["z"] * trials["se_retention"]
+    floor = float(lower.median())  # about half of the trials' lower bounds fall below it
+    guarded_spec = spec(constraints={"retention": {"min": floor}})
+    guarded = run_pareto(problem, guarded_spec, StudyRun(tmp_path / "floor", "floor", journal(tmp_path), 16), {})
+    trials = pl.read_csv(tmp_path / "floor" / "trials.csv")
+    lower = trials["est_retention"] - guarded["spec"]["z"] * trials["se_retention"]
+    assert ((lower >= floor) == trials["feasible"]).all()  # certified exactly when the lower bound clears the floor
+    assert 0 < trials["feasible"].sum() < trials.height
+    if guarded["certified"]:
+        assert guarded["chosen"]["bounds"]["retention"]["low"] >= floor
+    assert free["chosen"]["bounds"]["retention"]["low"] != guarded["chosen"]["bounds"]["retention"]["low"]
+
+
 def test_rerun_resumes_the_same_study(problem, tmp_path):
     first = run_pareto(problem, spec(), StudyRun(tmp_path, "s", journal(tmp_path), 10, oracle_check=False), {})
     again = run_pareto(problem, spec(), StudyRun(tmp_path, "s", journal(tmp_path), 16, oracle_check=False), {})

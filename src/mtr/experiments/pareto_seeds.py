@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from mtr.pareto.limits import Limits
 from mtr.pareto.study import maximised_matrix
-from mtr.pareto.yardstick import box_volume, truly_feasible
+from mtr.pareto.yardstick import box_volume
 
 PASS, NOT_MET = "PASS", "NOT MET"
 
@@ -70,10 +71,10 @@ def bounded_hypervolume_ratio(summary: Mapping[str, Any], trial_truths: Sequence
         trial_truths: the true values of every trial of the run's study (trials.csv, true_* columns).
     """
     fixed, spec = summary["oracle"]["fixed"], summary["spec"]
-    objectives, constraints = spec["objectives"], spec["constraints"]
+    objectives, limits = spec["objectives"], Limits.parse(spec["constraints"])
     box = np.concatenate([maximised_matrix([fixed[f"box_{end}"]], objectives) for end in ("nadir", "ideal")])
     known = [*trial_truths, *fixed["oracle_optima"].values(), fixed["send_nothing_truth"]]
-    feasible = [t for t in known if truly_feasible(t, constraints)]
+    feasible = [t for t in known if limits.hold(t)]
     return ratio(fixed["front_box_hypervolume"], box_volume(maximised_matrix(feasible, objectives), box))
 
 

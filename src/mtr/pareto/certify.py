@@ -7,8 +7,9 @@ one most overestimated (the optimiser's curse); re-estimating it on the same row
 
 - The study's opportunities are split by user (`holdout_rows`), so that the two parts are independent:
   the selection part scores every trial, the held-out part is used once, for the chosen point.
-- A trial is certified when, on the selection part, estimate + z * SE of every constrained reward is within
-  its budget; "max_<objective>" takes the certified trial with the largest estimate - z * SE.
+- A trial is certified when, on the selection part, every limit holds by its interval (`mtr.pareto.limits`):
+  estimate + z * SE within each budget, estimate - z * SE above each floor; "max_<objective>" takes the
+  certified trial with the largest estimate - z * SE.
 - A rare binary event defeats the sample's standard error: with no matched event, the weighted residuals
   hardly vary and the interval collapses onto the lucky estimate. So the SE of a binary reward is at least
   the one its events would have if the reward model's probabilities were right (`event_noise_floor`):
@@ -16,10 +17,11 @@ one most overestimated (the optimiser's curse); re-estimating it on the same row
   model's probability of the logged action.
 - The chosen trial is re-estimated on the held-out part with the same interval. It becomes the operating
   point only when that re-estimate is certified too; its re-estimate is what is reported and written.
-- Otherwise the operating point is "send nothing" (`SEND_NOTHING`): the one policy whose constrained
-  harms (unsubscribes, send volume) are zero without any estimate, whereas the logging policy's own value
-  is itself an estimate and may break the budget. The verdict names the data that would certify the best
-  point (`opportunities_needed`).
+- Otherwise the operating point is "send nothing" (`SEND_NOTHING`): the one policy whose capped harms
+  (unsubscribes, send volume) are zero without any estimate, whereas the logging policy's own value is
+  itself an estimate and may break the budget. A floor (a guardrail on retention) is not met by silence for
+  sure, so the summary reports sending nothing's own estimate and interval of it. The verdict names the
+  data that would certify the best point (`opportunities_needed`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from mtr.errors import InputError
 from mtr.ope.estimators import Estimate, get_estimator
 from mtr.ope.logged_feedback import LoggedFeedback
 from mtr.ope.policy_rows import PolicyRows
+from mtr.pareto.limits import Limits
 from mtr.scoring.policy import PolicyConfig, PolicyDecision
 
 # No score clears the largest float32 (the fast evaluator scores in float32), so the policy sends nothing.
@@ -93,30 +96,34 @@ def bounds(estimate: Estimate, z: float) -> tuple[float, float]:
     return (max(low, 0.0), min(high, 1.0)) if estimate.bounded else (low, high)
 
 
-def slacks(estimates: Mapping[str, Estimate], constraints: Mapping[str, float], z: float) -> dict[str, float]:
-    """Per constrained reward, upper bound minus budget: certified when every one is <= 0 (NaN: not certified)."""
-    return {reward: bounds(estimates[reward], z)[1] - cap for reward, cap in constraints.items()}
+def interval_bounds(estimates: Mapping[str, Estimate], z: float) -> tuple[dict[str, float], dict[str, float]]:
+    """(lower bounds, upper bounds) of every reward's interval."""
+    pairs = {reward: bounds(e, z) for reward, e in estimates.items()}
+    return {r: p[0] for r, p in pairs.items()}, {r: p[1] for r, p in pairs.items()}
 
 
-def opportunities_needed(
-    estimates: Mapping[str, Estimate], constraints: Mapping[str, float], z: float, n: float
-) -> float:
-    """Opportunities at which every upper bound would fall within budget, were the estimates to stay and the
-    standard errors shrink as 1 / sqrt(n): max over constraints of n (z SE / (budget - estimate))^2; inf when
-    an estimate itself is over budget (no amount of data certifies it).
+def slacks(estimates: Mapping[str, Estimate], limits: Limits, z: float) -> dict[str, float]:
+    """Per limit, how far its interval bound is past it: certified when every one is <= 0 (NaN: not certified)."""
+    return limits.slacks(*interval_bounds(estimates, z))
+
+
+def opportunities_needed(estimates: Mapping[str, Estimate], limits: Limits, z: float, n: float) -> float:
+    """Opportunities at which every interval bound would clear its limit, were the estimates to stay and the
+    standard errors shrink as 1 / sqrt(n): max over limits of n (z SE / margin)^2, the margin being the
+    estimate's distance inside the limit; inf when an estimate itself fails a limit (no data certifies it).
 
     Args:
         estimates: the point's estimates on `n` opportunities.
-        constraints: reward -> budget.
+        limits: the study's budgets and floors.
         z: interval half-width in standard errors.
         n: opportunities the estimates rest on.
     """
     needed = 0.0
-    for reward, cap in constraints.items():
-        e = estimates[reward]
-        if not e.value < cap or not math.isfinite(e.standard_error):
+    for reward, margin in limits.margins({r: e.value for r, e in estimates.items()}):
+        error = estimates[reward].standard_error
+        if not margin > 0 or not math.isfinite(error):
             return math.inf
-        needed = max(needed, n * (z * e.standard_error / (cap - e.value)) ** 2)
+        needed = max(needed, n * (z * error / margin) ** 2)
     return needed
 
 
@@ -139,23 +146,24 @@ class Verdict:
 def held_out_verdict(
     trial: int,
     held_out: Mapping[str, Estimate],
-    constraints: Mapping[str, float],
+    limits: Limits,
     z: float,
     n_held_out: float,
     share: float,
 ) -> Verdict:
     """The verdict on the chosen trial's re-estimate on held-out users (`n_held_out` opportunities, `share`
-    of the users): certified when every upper bound is within budget."""
-    broken = {r: s for r, s in slacks(held_out, constraints, z).items() if not s <= 0}
+    of the users): certified when every limit holds by its interval."""
+    broken = limits.broken(*interval_bounds(held_out, z))
     if not broken:
         return Verdict(True, f"trial {trial} is certified on held-out users")
-    needed = opportunities_needed(held_out, constraints, z, n_held_out) / share
-    over = ", ".join(f"{r} upper bound {bounds(held_out[r], z)[1]:.5g} > {constraints[r]:.5g}" for r in broken)
-    return Verdict(False, f"trial {trial}, chosen on the selection part, fails on held-out users: {over}", needed)
+    needed = opportunities_needed(held_out, limits, z, n_held_out) / share
+    return Verdict(
+        False, f"trial {trial}, chosen on the selection part, fails on held-out users: {', '.join(broken)}", needed
+    )
 
 
 def nothing_certified(closest: int, needed: float) -> Verdict:
     """The verdict when no trial is certified on the selection part; trial `closest` needs the fewest opportunities."""
     return Verdict(
-        False, f"no trial's upper bounds are within budget on the selection part (closest: trial {closest})", needed
+        False, f"no trial's interval bounds meet every limit on the selection part (closest: trial {closest})", needed
     )

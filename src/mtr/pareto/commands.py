@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtr.ope.estimators import Z_95
+from mtr.pareto.limits import Limits
 from mtr.pareto.spec import Direction, SamplerSpec
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def pareto(
     fixed: dict[str, Any] | None = None,
     policy: dict[str, Any] | None = None,
     objectives: dict[str, Direction] | None = None,
-    constraints: dict[str, float] | None = None,
+    constraints: dict[str, float | dict[str, float]] | None = None,
     estimator: str = "dros",
     selection: str = "",
     sampler: SamplerSpec = SamplerSpec(),  # noqa: B008 (frozen dataclass)
@@ -129,11 +130,10 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     truth = chosen.get("truth_held_out") or chosen.get("truth") or {}
     label = "; truth on the same users" if truth else ""
     print(f"  held-out {spec['estimator']} estimate [estimate -/+ {spec['z']:.2f} SE]{label}")
+    limits = Limits.parse(spec["constraints"])
     for name, bound in chosen["bounds"].items():
-        cap = spec["constraints"].get(name)
-        budget = f" (budget {cap:g})" if cap is not None else ""
         true = f"; truth {truth[name]:.5f}" if name in truth else ""
-        print(f"  {name}: {bound['value']:.5f} [{bound['low']:.5f}, {bound['high']:.5f}]{budget}{true}")
+        print(f"  {name}: {bound['value']:.5f} [{bound['low']:.5f}, {bound['high']:.5f}]{limits.describe(name)}{true}")
     oracle = summary.get("oracle", {})
     if "hypervolume_ratio" in oracle:
         print(f"oracle check: hypervolume ratio {oracle['hypervolume_ratio']:.3f} (goal >= 0.95, scaled on this run)")

@@ -22,7 +22,6 @@ from mtr.ope.evaluator import PolicyEvaluator
 from mtr.pareto.hypervolume import hypervolume, in_own_sign, normalised, pareto_mask
 from mtr.pareto.spec import ParetoSpec
 from mtr.pareto.study import TrialRecord, completed, objective_matrix, run_study
-from mtr.pareto.yardstick import truly_feasible
 
 REFERENCE = -0.1
 
@@ -43,15 +42,15 @@ def oracle_check(
     run_study(reference_study, evaluator, spec, n_trials, on_truth=True)
     objectives = spec.objectives
     candidates = [
-        r
-        for r in [*completed(reference_study), *estimated]
-        if r.truth is not None and truly_feasible(r.truth, spec.constraints)
+        r for r in [*completed(reference_study), *estimated] if r.truth is not None and spec.limits.hold(r.truth)
     ]
     true_points = objective_matrix(candidates, objectives, "truth")
     true_front = true_points[pareto_mask(true_points)] if len(candidates) else true_points
-    kept = [r for r in found if r.truth and truly_feasible(r.truth, spec.constraints)]
+    kept = [r for r in found if r.truth and spec.limits.hold(r.truth)]
     found_points = objective_matrix(kept, objectives, "truth")
     both = np.vstack([true_front, found_points])
+    if both.shape[0] == 0:
+        return {"skipped": "no policy tried, on the truth or the estimates, meets the limits in truth"}
     low, high = both.min(axis=0), both.max(axis=0)
     reference = np.full(len(objectives), REFERENCE)
     true_volume = hypervolume(normalised(true_front, low, high), reference)

@@ -135,13 +135,13 @@ def certified_choice(
     share = float(held.mean())
     if not certified:
         n = float((~held).sum())
-        needed = [opportunities_needed(_estimates(r), spec.constraints, spec.z, n) / (1.0 - share) for r in records]
+        needed = [opportunities_needed(_estimates(r), spec.limits, spec.z, n) / (1.0 - share) for r in records]
         closest = int(np.argmin(needed))
         return records[closest], nothing_certified(records[closest].number, needed[closest])
     chosen = select_point(certified, spec.objectives, spec.selection, spec.z)
     decision = evaluator.decide(spec.weights(chosen.params), spec.policy_config(chosen.params))
     re_estimate = estimates_on(held_part, decision, spec.estimator)
-    return chosen, held_out_verdict(chosen.number, re_estimate, spec.constraints, spec.z, float(held.sum()), share)
+    return chosen, held_out_verdict(chosen.number, re_estimate, spec.limits, spec.z, float(held.sum()), share)
 
 
 def _estimates(record: TrialRecord) -> dict[str, Estimate]:
@@ -171,12 +171,14 @@ def _oracle_summary(
     from mtr.pareto.yardstick import yardstick
 
     names = list(evaluator.feedback.reward_names)
-    judged = {*spec.objectives, *spec.constraints}
+    judged = {*spec.objectives, *spec.limits.rewards}
     unknown = [name for k, name in enumerate(names) if name in judged and np.isnan(evaluator.truth[:, k]).any()]
     if unknown:
         return {"skipped": f"the oracle has no truth of {unknown}"}
     start = time.perf_counter()
     summary = oracle_check(evaluator, spec, n_trials, front, records)
+    if "skipped" in summary:
+        return summary
     summary["front_estimate_errors"] = estimate_errors(front, names)
     summary["fixed"] = yardstick(evaluator, spec, n_trials, chosen_truth, [r.truth for r in front if r.truth])
     summary["seconds"] = time.perf_counter() - start

@@ -17,6 +17,7 @@ import optuna
 from mtr.errors import InputError
 from mtr.objectives import Objective
 from mtr.ope.estimators import ESTIMATORS, Z_95
+from mtr.pareto.limits import Limits
 from mtr.scoring.policy import PolicyConfig
 from mtr.scoring.weights import SEND_COST, SETTINGS, FusionWeights
 from mtr.studies.space import Param, parse_space
@@ -67,7 +68,8 @@ class ParetoSpec:
         policy: the policy's fixed fields: threshold, temperature (a softmax policy), cap.
         objectives: reward name -> "maximize" / "minimize"; rewards: the objectives and send_volume (mean per
             opportunity). Default: the objective table's objectives and directions.
-        constraints: reward name -> largest allowed estimate per opportunity (e.g. unsubscribe: 0.001).
+        constraints: reward name -> its budget, the largest allowed value per opportunity (`unsubscribe: 0.001`,
+            short for `{max: 0.001}`), or its floor (`retention: {min: 0.66}`, a guardrail: `mtr.pareto.limits`).
         estimator: a registered off-policy estimator (`mtr.ope.estimators.ESTIMATORS`): dros (the default, the one
             experiments/ope_simulator measures best on fused-score policies), dr, switch_dr, snips, ips, ...
         selection: "max_<objective>" or "knee" (see the module docstring); default: max of the table's first
@@ -86,7 +88,7 @@ class ParetoSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     policy: Mapping[str, Any] = field(default_factory=dict)
     objectives: Mapping[str, Direction] = field(default_factory=dict)
-    constraints: Mapping[str, float] = field(default_factory=dict)
+    constraints: Mapping[str, float | Mapping[str, float]] = field(default_factory=dict)
     estimator: str = "dros"
     selection: str = ""
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
@@ -124,8 +126,14 @@ class ParetoSpec:
             raise InputError(f"estimator: must be one of {list(ESTIMATORS)}, got {self.estimator!r}")
         if self.selection not in ("", KNEE) and not self.selection.startswith(MAX_PREFIX):
             raise InputError(f"selection: must be 'knee' or 'max_<objective>', got {self.selection!r}")
+        Limits.parse(self.constraints)  # every limit checked once, here
         self.weights({})  # fixed fields are checked by FusionWeights itself
         self.policy_config({})
+
+    @property
+    def limits(self) -> Limits:
+        """The constraints as budgets and floors."""
+        return Limits.parse(self.constraints)
 
     def space(self) -> tuple[Param, ...]:
         return parse_space(self.params)

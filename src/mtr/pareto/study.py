@@ -115,15 +115,15 @@ def run_study(
             truth = dict(zip(names, evaluator.true_value(decision).tolist(), strict=True))
             trial.set_user_attr("truth", truth)
         if on_truth:
-            scored, slack = truth, {r: truth[r] - cap for r, cap in spec.constraints.items()}
+            scored, slack = truth, spec.limits.slacks(truth, truth)
         else:
             found = estimates_on(feedback, decision, spec.estimator)
             scored = {name: e.value for name, e in found.items()}
             trial.set_user_attr("estimates", scored)
             trial.set_user_attr("standard_errors", {name: e.standard_error for name, e in found.items()})
-            slack = slacks(found, spec.constraints, spec.z)
-        for reward, value in slack.items():
-            trial.set_constraint(f"max_{reward}", value)
+            slack = slacks(found, spec.limits, spec.z)
+        for limit, value in slack.items():
+            trial.set_constraint(limit, value)
         return [scored[name] for name in spec.objectives]
 
     ran: list[int] = []

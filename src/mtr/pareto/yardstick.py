@@ -25,6 +25,7 @@ import optuna
 from mtr.ope.evaluator import PolicyEvaluator
 from mtr.pareto.certify import SEND_NOTHING
 from mtr.pareto.hypervolume import hypervolume, in_own_sign, normalised
+from mtr.pareto.limits import Limits
 from mtr.pareto.spec import MAX_PREFIX, Direction, ParetoSpec
 from mtr.pareto.study import maximised_matrix, quiet, suggested_decision
 from mtr.scoring.fusion import FusionInputs
@@ -34,10 +35,6 @@ def truth_of_send_nothing(evaluator: PolicyEvaluator, spec: ParetoSpec) -> dict[
     """Every reward's true value per opportunity when nothing is sent."""
     decision = evaluator.decide(spec.weights({}), SEND_NOTHING)
     return dict(zip(evaluator.feedback.reward_names, evaluator.true_value(decision).tolist(), strict=True))
-
-
-def truly_feasible(truth: Mapping[str, float], constraints: Mapping[str, float]) -> bool:
-    return all(truth[reward] <= cap for reward, cap in constraints.items())
 
 
 def oracle_optimum(evaluator: PolicyEvaluator, spec: ParetoSpec, objective: str, n_trials: int) -> dict[str, float]:
@@ -51,15 +48,15 @@ def oracle_optimum(evaluator: PolicyEvaluator, spec: ParetoSpec, objective: str,
         decision = suggested_decision(trial, evaluator, spec, space)
         truth = dict(zip(names, evaluator.true_value(decision).tolist(), strict=True))
         trial.set_user_attr("truth", truth)
-        for reward, cap in spec.constraints.items():
-            trial.set_constraint(f"max_{reward}", truth[reward] - cap)
+        for limit, slack in spec.limits.slacks(truth, truth).items():
+            trial.set_constraint(limit, slack)
         return truth[objective]
 
     with quiet():  # the study's creation is logged too
         study = optuna.create_study(direction=direction, sampler=spec.sampler.build())
         study.optimize(run, n_trials=n_trials)
     done = [t.user_attrs["truth"] for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
-    candidates = [t for t in [*done, truth_of_send_nothing(evaluator, spec)] if truly_feasible(t, spec.constraints)]
+    candidates = [t for t in [*done, truth_of_send_nothing(evaluator, spec)] if spec.limits.hold(t)]
     sign = 1.0 if direction == "maximize" else -1.0
     return max(candidates, key=lambda t: sign * t[objective])
 
@@ -74,12 +71,14 @@ def true_score_evaluator(evaluator: PolicyEvaluator, prune: bool) -> PolicyEvalu
     return PolicyEvaluator(true_inputs, evaluator.feedback, evaluator.template, evaluator.truth, prune)
 
 
-def fixed_box(payoff: np.ndarray, objectives: Mapping[str, Direction], constraints: Mapping[str, float]) -> np.ndarray:
+def fixed_box(payoff: np.ndarray, objectives: Mapping[str, Direction], limits: Limits) -> np.ndarray:
     """[2, D] (nadir, ideal) of maximised payoff rows [R, D] (oracle optima and "send nothing")."""
     nadir, ideal = payoff.min(axis=0), payoff.max(axis=0)
     for j, (name, direction) in enumerate(objectives.items()):
-        if direction == "minimize" and name in constraints:
-            nadir[j] = -constraints[name]  # maximised sign: the budget is the worst value allowed
+        if direction == "minimize" and name in limits.caps:
+            nadir[j] = -limits.caps[name]  # maximised sign: the budget is the worst value allowed
+        if direction == "maximize" and name in limits.floors:
+            nadir[j] = limits.floors[name]  # the floor is the worst value allowed
     return np.stack([nadir, ideal])
 
 
@@ -106,19 +105,19 @@ def yardstick(
         chosen_truth: the operating point's true values.
         front_truths: the true values of the run's certified front.
     """
-    objectives, constraints = spec.objectives, spec.constraints
+    objectives, limits = spec.objectives, spec.limits
     nothing = truth_of_send_nothing(evaluator, spec)
     optima = {name: oracle_optimum(evaluator, spec, name, n_trials) for name in objectives}
-    box = fixed_box(maximised_matrix([nothing, *optima.values()], objectives), objectives, constraints)
-    feasible_front = [t for t in front_truths if truly_feasible(t, constraints)]
+    box = fixed_box(maximised_matrix([nothing, *optima.values()], objectives), objectives, limits)
+    feasible_front = [t for t in front_truths if limits.hold(t)]
     out: dict = {
         "box_nadir": in_own_sign(box[0], objectives),
         "box_ideal": in_own_sign(box[1], objectives),
         "send_nothing_truth": nothing,
         "oracle_optima": optima,
-        "chosen_truly_feasible": truly_feasible(chosen_truth, constraints),
+        "chosen_truly_feasible": limits.hold(chosen_truth),
         "chosen_box_hypervolume": box_volume(maximised_matrix([chosen_truth], objectives), box)
-        if truly_feasible(chosen_truth, constraints)
+        if limits.hold(chosen_truth)
         else 0.0,
         "front_box_hypervolume": box_volume(maximised_matrix(feasible_front, objectives), box),
         "oracle_box_hypervolume": box_volume(maximised_matrix(list(optima.values()), objectives), box),
