@@ -92,10 +92,10 @@ def test_messaging_tasks_of_a_longer_table_add_the_objective_on_every_channel_an
 def test_atomic_output_dir_leaves_nothing_on_failure(tmp_path):
     out = tmp_path / "dataset"
     with pytest.raises(RuntimeError):
-        with atomic_output_dir(out) as tmp:
+        with atomic_output_dir(out, "test") as tmp:
             (tmp / "half.parquet").write_text("x")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
-    with atomic_output_dir(out) as tmp:
+    with atomic_output_dir(out, "test") as tmp:
         (tmp / "done.txt").write_text("ok")
     assert (out / "done.txt").read_text() == "ok"

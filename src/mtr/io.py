@@ -8,34 +8,114 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mtr.errors import InputError
 
-@contextmanager
-def atomic_output_dir(out: Path | str) -> Iterator[Path]:
-    """Yield an empty temporary folder next to `out`; on success it replaces `out`.
+# Every folder an mtr command writes whole carries this file: {"command": ...}. A folder that lacks it, or names
+# another command, is somebody's data, and no command replaces it without --overwrite.
+OUTPUT_MARKER = ".mtr-output.json"
 
-    On any exception the temporary folder is removed and `out` is left as it was.
+
+def check_output_dir(
+    out: Path | str, command: str, overwrite: bool = False, inputs: Iterable[Path | str | None] = ()
+) -> None:
+    """Refuse an output folder that would destroy data the command did not create; call before any work.
+
+    Args:
+        out: the folder the command will replace.
+        command: the command's name (`mtr simulate` writes "simulate"), recorded in the folder's marker.
+        overwrite: replace a non-empty folder that is not this command's earlier output (never an input).
+        inputs: the command's input files and folders: `out` may neither be nor contain nor sit inside one.
     """
     out = Path(out)
+    resolved = out.resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if resolved == source or source.is_relative_to(resolved) or resolved.is_relative_to(source):
+            raise InputError(f"out: {out} overlaps the input {given}; write the output to another folder")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"out: {out} is a file, not a folder")
+    if overwrite or not any(out.iterdir()):
+        return
+    marker = out / OUTPUT_MARKER
+    written_by = None
+    if marker.is_file():
+        try:
+            written_by = json.loads(marker.read_text()).get("command")
+        except (ValueError, AttributeError):
+            written_by = None
+    if written_by != command:
+        by = f"`mtr {written_by}`" if written_by else "no mtr command"
+        raise InputError(
+            f"out: {out} is not empty and was written by {by}, not by `mtr {command}`: it is kept; choose another "
+            "folder, or pass --overwrite to replace it"
+        )
+
+
+def mark_output_dir(out: Path | str, command: str) -> Path:
+    """Create `out` and mark it as `command`'s, for a command that writes its files into the folder one by one
+    (each atomically) and resumes from them, such as `mtr pareto`; check it first (`check_output_dir`)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / OUTPUT_MARKER, (json.dumps({"command": command}) + "\n").encode())
+    return out
+
+
+@contextmanager
+def atomic_output_dir(
+    out: Path | str, command: str, overwrite: bool = False, inputs: Iterable[Path | str | None] = ()
+) -> Iterator[Path]:
+    """Yield an empty temporary folder next to `out`; on success it replaces `out`, marked as `command`'s.
+
+    `out` is checked first (`check_output_dir`). On any exception the temporary folder is removed and `out` is
+    left as it was; temporary folders of killed runs (their process gone) are removed on the next run.
+    """
+    check_output_dir(out, command, overwrite, inputs)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    remove_orphans(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
+        (tmp / OUTPUT_MARKER).write_text(json.dumps({"command": command}) + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         out.rename(old)
         tmp.rename(out)
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)
+
+
+def remove_orphans(out: Path) -> None:
+    """Remove `out`'s temporary siblings (.NAME.tmp-PID-*, .NAME.old-PID-*) whose process no longer runs."""
+    for sibling in out.parent.glob(f".{out.name}.*-*-*"):
+        kind, _, rest = sibling.name.removeprefix(f".{out.name}.").partition("-")
+        pid = rest.partition("-")[0]
+        if kind in ("tmp", "old") and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

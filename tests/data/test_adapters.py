@@ -247,9 +247,10 @@ def test_a_missing_source_file_names_the_file(tmp_path: Path) -> None:
 
 def test_a_csv_with_a_missing_column_names_the_file_and_the_column(data_dir: Path, tmp_path: Path) -> None:
     raw = pl.read_csv(data_dir / hillstrom.FOLDER / hillstrom.FILE, infer_schema=False)
-    raw.drop("visit").write_csv(tmp_path / hillstrom.FILE)
+    (tmp_path / "source").mkdir()
+    raw.drop("visit").write_csv(tmp_path / "source" / hillstrom.FILE)
     with pytest.raises(InputError, match=rf"table '.*{hillstrom.FILE}' has no column 'visit'"):
-        hillstrom.prepare_hillstrom(tmp_path / "out", tmp_path)
+        hillstrom.prepare_hillstrom(tmp_path / "out", tmp_path / "source")
     assert not (tmp_path / "out").exists()
 
 

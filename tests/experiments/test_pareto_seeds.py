@@ -60,6 +60,7 @@ def summary(
                     "unsubscribe": {"conversion": 0.02, "unsubscribe": 0.0},
                 },
                 "regret": {
+                    "objective": "conversion",
                     "chosen_truth": conversion_truth,
                     "oracle_model_scores": 0.05,
                     "oracle_true_scores": 0.06,

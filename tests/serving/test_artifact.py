@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mtr.errors import InputError
-from mtr.io import sha256_file
+from mtr.io import OUTPUT_MARKER, sha256_file
 from mtr.serving import export as export_module
 from mtr.serving.artifact import MANIFEST_FILE, PROGRAM_FILE, verify_artifact
 from mtr.serving.export import export_artifact
@@ -41,7 +41,7 @@ def test_manifest_describes_features_tasks_fusion_provenance_and_checksums(mmoe_
     assert manifest["data_fingerprint"] == "f" * 64 and manifest["checkpoint"]["epoch"] == 2
     assert {"torch", "torchrec", "polars", "mtr", "python"} <= set(manifest["versions"])
     assert manifest["aoti"] == {"reason": "not requested (--aoti false)"}
-    files = sorted(p.name for p in mmoe_artifact.iterdir() if p.name != MANIFEST_FILE)
+    files = sorted(p.name for p in mmoe_artifact.iterdir() if p.name not in (MANIFEST_FILE, OUTPUT_MARKER))
     assert sorted(manifest["files"]) == files == ["program.pt2", "schema.json", "weights.json"]
     assert all(manifest["files"][name] == sha256_file(mmoe_artifact / name) for name in files)
 
@@ -100,9 +100,25 @@ def test_a_failed_export_leaves_nothing_and_keeps_the_previous_artifact(artifact
     monkeypatch.setattr(export_module, "write_json", disk_full)  # fails after the program and schema were written
     for out in (artifact, artifact.parent / "new"):
         with pytest.raises(OSError, match="disk full"):
-            export_artifact(checkpoint, artifact / "weights.json", out, aoti=False)
+            export_artifact(checkpoint, mmoe_artifact.parent / "weights.json", out, aoti=False)
     assert sorted(p.name for p in artifact.parent.iterdir()) == ["artifact"]  # no "new", no temporary folders
     assert {p.name: p.read_bytes() for p in artifact.iterdir()} == before
+
+
+def test_export_never_replaces_the_run_it_exports_nor_a_folder_it_did_not_write(mmoe_artifact, tmp_path):
+    run = mmoe_artifact.parent / "run"
+    checkpoint, weights = run / "checkpoints" / "last.ckpt", mmoe_artifact.parent / "weights.json"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for out in (run, run / "checkpoints", run / "artifact"):
+        with pytest.raises(InputError, match="overlaps the input"):
+            export_artifact(checkpoint, weights, out, aoti=False, overwrite=True)
+    foreign = tmp_path / "results"
+    foreign.mkdir()
+    (foreign / "paper.tex").write_text("draft")
+    with pytest.raises(InputError, match="written by no mtr command"):
+        export_artifact(checkpoint, weights, foreign, aoti=False)
+    assert (foreign / "paper.tex").read_text() == "draft"
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
 def test_a_failing_compiler_is_recorded_and_the_program_still_serves(serving, toy_schema, tmp_path, monkeypatch):

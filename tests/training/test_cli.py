@@ -34,6 +34,7 @@ YAML_COMMANDS: dict[str, list[str]] = {
     "experiments/ope_simulator/config.yaml": ["ope", "simulator", "--config"],
     "configs/pareto/*.yaml": ["pareto", "--config"],
     "experiments/pareto_*/config.yaml": ["pareto", "--config"],
+    "experiments/pareto_simulator/decision.yaml": ["pareto", "--config"],
     "experiments/pareto_hillstrom/train.yaml": ["fit", "--config"],
 }
 

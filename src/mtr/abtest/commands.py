@@ -39,6 +39,7 @@ def ab_analyze(
     power: float = 0.8,
     title: str = "A/B analysis",
     description: str = "",
+    overwrite: bool = False,
 ) -> None:
     """Analyse an A/B experiment from per-unit data.
 
@@ -61,17 +62,19 @@ def ab_analyze(
         power: power for the minimum detectable effects.
         title: report title.
         description: Markdown paragraph placed at the top of README.md.
+        overwrite: replace `out` even when it is not an earlier analysis (never the data).
     """
     from mtr.abtest.analysis import analyze
     from mtr.abtest.analysis_report import write_report
     from mtr.abtest.units import read_units, split_arms
-    from mtr.io import atomic_output_dir
+    from mtr.io import atomic_output_dir, check_output_dir
 
     path = resolve_data_path(data)
+    check_output_dir(out, "ab analyze", overwrite, [path])
     frame = read_units(path)
     split = split_arms(frame, path.name, arm_column, control, arms, metrics, unit_column)
     result = analyze(split, metrics, decompositions or [], alpha, correction, expected_share, srm_threshold, power)
-    with atomic_output_dir(out) as folder:
+    with atomic_output_dir(out, "ab analyze", overwrite, [path]) as folder:
         write_report(result, folder, title, description, _invocation(f"mtr ab analyze --data {data} --out {out}"))
     print((Path(out) / "summary.md").read_text())
 
@@ -123,6 +126,7 @@ def ab_simulate(
     treatment_share: float = 0.5,
     alpha: float = 0.05,
     correction: Correction = "holm",
+    overwrite: bool = False,
 ) -> None:
     """Run a simulated online A/B test of the logging policy against a variant policy.
 
@@ -141,12 +145,14 @@ def ab_simulate(
         treatment_share: share of users in the variant arm.
         alpha: two-sided level of intervals and tests.
         correction: multiple-testing correction: "holm" or "fdr_bh".
+        overwrite: replace `out` even when it is not an earlier simulated test.
     """
     if users < 100 or days < 1:
         raise InputError(f"--users must be >= 100 and --days >= 1, got users={users}, days={days}")
     from mtr.abtest.analysis_report import write_report
-    from mtr.io import atomic_output_dir
+    from mtr.io import atomic_output_dir, check_output_dir
 
+    check_output_dir(out, "ab simulate", overwrite)
     tested = variant.apply(world)
     units, result, extra, section = _simulated_test(
         users, days, seed, world, tested, treatment_share, alpha, correction
@@ -155,7 +161,7 @@ def ab_simulate(
         f"{users:,} simulated users over {days} days (seed {seed}), randomised {1 - treatment_share:.0%} / "
         f"{treatment_share:.0%} between the logging policy and a variant ({_knobs(world, tested)})."
     )
-    with atomic_output_dir(out) as folder:
+    with atomic_output_dir(out, "ab simulate", overwrite) as folder:
         units.write_parquet(folder / "units.parquet")
         command = _invocation(f"mtr ab simulate --out {out} --users {users} --days {days} --seed {seed}")
         write_report(result, folder, "Simulated online A/B test", description, command, extra, section)

@@ -30,7 +30,7 @@ from mtr.data.preprocess import fit_features
 from mtr.data.split_rates import split_report
 from mtr.data.splits import SplitPlan, decisions_end, plan_splits
 from mtr.errors import InputError
-from mtr.io import atomic_output_dir
+from mtr.io import atomic_output_dir, check_output_dir
 from mtr.objectives import MESSAGING_OBJECTIVES, Objective
 from mtr.schema import NO_SEND, SPLITS, DatasetSchema, messaging_tasks
 
@@ -101,18 +101,21 @@ def build_dataset_from_events(
     out: Path | str,
     config: BuildConfig | None = None,
     objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
+    overwrite: bool = False,
 ) -> DatasetSchema:
     """Build `out/{train,validation,test}.parquet` and `out/schema.json` from the event log in `events`.
 
-    Nothing is left in `out` if the build fails. `objectives` is the objective table: one label per
-    objective (by its `label_rule`), tasks on every channel (and "none" where it exists without a send),
-    and the table saved in schema.json.
+    Nothing is left in `out` if the build fails; an existing `out` is replaced only when it is an earlier
+    build's (or with `overwrite`), never when it overlaps `events` (`mtr.io.check_output_dir`). `objectives`
+    is the objective table: one label per objective (by its `label_rule`), tasks on every channel (and "none"
+    where it exists without a send), and the table saved in schema.json.
 
     Returns:
         The saved schema; its metadata holds row counts, rates per task and split, the split days and
         the split rule (horizon, embargo, days left out).
     """
     config = config or BuildConfig()
+    check_output_dir(out, "build-dataset", overwrite, [events])
     log = open_event_log(events)
     opportunities = log.tables["opportunities"]
     observed = ObservedUntil(log.log_end, decisions_end(opportunities, log.log_end))
@@ -136,7 +139,7 @@ def build_dataset_from_events(
         value_columns=(VALUE_COLUMN,),
         objectives=tuple(objectives),
     )
-    with atomic_output_dir(out) as folder:
+    with atomic_output_dir(out, "build-dataset", overwrite, [events]) as folder:
         _write_splits(log, config, observed, plan, schema, folder)
         train = _fit_sample(schema.split_path(folder, "train"), config.fit_rows)
         features = fit_features(train, SPARSE_FEATURES, DENSE_FEATURES, DESCRIPTIONS)

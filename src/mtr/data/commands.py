@@ -17,6 +17,7 @@ def build_dataset(
     out: Path,
     build: BuildConfig = DEFAULT_BUILD,
     objectives: Literal["messaging", "decision"] | list[Objective] = "messaging",
+    overwrite: bool = False,
 ) -> None:
     """Build training tables and schema.json from raw event logs.
 
@@ -28,9 +29,10 @@ def build_dataset(
             ("messaging": per-send conversion, engagement, retention, unsubscribe; "decision": the same with
             the decision's conversion, `mtr.objectives.DECISION_OBJECTIVES`) or a list of objectives (name,
             kind, direction, exists_for_none, value_scaled, label_rule, loss).
+        overwrite: replace `out` even when it is not an earlier build's (never the events folder).
     """
     table = OBJECTIVE_TABLES[objectives] if isinstance(objectives, str) else tuple(objectives)
-    schema = build_dataset_from_events(events, out, build, table)
+    schema = build_dataset_from_events(events, out, build, table, overwrite)
     print(f"dataset '{schema.name}' written to {out} (fingerprint {schema.metadata['fingerprint'][:12]})")
     rule, days = schema.metadata["split_rule"], schema.metadata["split_days"]
     print(

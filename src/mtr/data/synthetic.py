@@ -30,7 +30,7 @@ def write_event_log(
     folder: Path | str, tables: dict[str, pl.DataFrame], log_start: datetime, log_end: datetime
 ) -> Path:
     """Write `{table}.parquet` for each table and `meta.json` with the observation window, atomically."""
-    with atomic_output_dir(folder) as tmp:
+    with atomic_output_dir(folder, "synthetic event log") as tmp:
         for name, frame in tables.items():
             frame.write_parquet(tmp / f"{name}.parquet")
         meta = {"log_start": log_start.isoformat(), "log_end": log_end.isoformat()}

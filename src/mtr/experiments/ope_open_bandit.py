@@ -192,7 +192,7 @@ def run_open_bandit_ope(out: Path, config: OpenBanditOpeConfig) -> dict:
     source = dataset_source(Path(config.source) if config.source else None, FOLDER)
     campaigns = {c: evaluate_campaign(source, c, config) for c in config.campaigns}
     results = {"config": asdict(config), "campaigns": campaigns}
-    write_results(out, results, results_table(results))
+    write_results(out, results, results_table(results), "ope open-bandit")
     return results
 
 

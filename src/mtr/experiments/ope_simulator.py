@@ -216,7 +216,7 @@ def run_simulator_ope(out: Path, config: SimulatorOpeConfig) -> dict:
         "logged_rates": dict(zip(log.feedback.reward_names, log.feedback.rewards.mean(axis=0).tolist(), strict=True)),
         "policies": {p.name: evaluate_policy(log, p, config) for p in config.policies},
     }
-    write_results(out, results, results_table(results))
+    write_results(out, results, results_table(results), "ope simulator")
     return results
 
 

@@ -100,7 +100,9 @@ def run_row(
             "truth": truth,
             "covered": bound["low"] <= truth <= bound["high"],
         }
-    regret, nothing = fixed["regret"], fixed["send_nothing_truth"]["conversion"]
+    # The selection's objective: conversion, or the decision's conversion on the decision table.
+    regret = fixed["regret"]
+    nothing = fixed["send_nothing_truth"][regret["objective"]]
     return {
         "seed": seed,
         "task_correlation": task_correlation,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mtr.errors import InputError
 from mtr.ope.estimators import Z_95
 from mtr.pareto.limits import Limits
 from mtr.pareto.spec import Direction, SamplerSpec
@@ -36,6 +37,7 @@ def pareto(
     storage: str | None = None,
     n_trials: int = 80,
     oracle_check: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Tune fusion weights, send cost and the policy on the Pareto front of off-policy estimates; write weights.json.
 
@@ -64,13 +66,16 @@ def pareto(
         storage: SQLAlchemy URL or journal:PATH; default sqlite:///OUT/study.db.
         n_trials: the study's total target of trials.
         oracle_check: on the simulator, also search on the truth and report the hypervolume ratio.
+        overwrite: write into `out` even when it is not an earlier study's folder (never into an input).
     """
+    from mtr.io import check_output_dir
     from mtr.pareto.run import StudyRun, run_pareto
     from mtr.pareto.spec import ParetoSpec
 
     choices = (objectives or {}, constraints or {}, estimator, selection, sampler, prune)
     spec = ParetoSpec(params, fixed or {}, policy or {}, *choices, holdout=holdout, z=z, split_seed=split_seed)
     runs = [str(r) for r in run] if isinstance(run, list) else str(run)
+    check_output_dir(out, "pareto", overwrite, [*(run if isinstance(run, list) else [run]), dataset, events])
     provenance = {"run": runs, "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
     problem = load_problem(Path(out), provenance, events)
     summary = run_pareto(problem, spec, StudyRun(out, study_name, storage, n_trials, oracle_check), provenance)
@@ -86,6 +91,7 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
         inputs: run (a folder or the fold models' list), checkpoint, dataset and split, as `pareto` names them.
         events: the simulator's events folder, or None for the dataset's arms.
     """
+    from mtr.io import mark_output_dir
     from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem, split_names
     from mtr.ope.scorers import load_scorers
     from mtr.schema import DatasetSchema
@@ -95,14 +101,19 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
     names = split_names(split)
     scorers = load_scorers([Path(r) for r in runs], inputs["checkpoint"], names)
     schema = DatasetSchema.load(dataset)
+    unknown = [name for name in names if name not in schema.splits]
+    if unknown:
+        raise InputError(f"split: dataset {dataset} has splits {list(schema.splits)}, not {unknown}")
+    if events is not None and not (Path(events) / "meta.json").is_file():
+        raise InputError(f"events: {events} is not a folder written by `mtr simulate` (no meta.json)")
     key = {
         **inputs,
         "events": str(events),
         "models": [file_stamp(s.checkpoint) if s.checkpoint.exists() else None for s in scorers],
         # The schema only, not the rows: their files' stamps.
-        "rows": [file_stamp(schema.split_path(dataset, name)) for name in names if name in schema.splits],
+        "rows": [file_stamp(schema.split_path(dataset, name)) for name in names],
     }
-    out.mkdir(parents=True, exist_ok=True)
+    mark_output_dir(out, "pareto")  # the inputs checked: only now the folder and its files
     return cached_problem(
         out / "problem.npz",
         key,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mtr.errors import InputError
-from mtr.io import sha256_file
+from mtr.io import OUTPUT_MARKER, sha256_file
 from mtr.schema import SCHEMA_FILE, DatasetSchema
 from mtr.scoring.operating_point import WEIGHTS_FILE, OperatingPoint
 from mtr.scoring.policy import PolicyConfig
@@ -120,7 +120,7 @@ def verify_artifact(folder: Path | str) -> VerifiedArtifact:
     folder = Path(folder)
     manifest = _read_manifest(folder)
     files: dict[str, str] = manifest["files"]
-    present = {p.name for p in folder.iterdir()} - {MANIFEST_FILE}
+    present = {p.name for p in folder.iterdir()} - {MANIFEST_FILE, OUTPUT_MARKER}  # the marker: mtr's bookkeeping
     unexpected = sorted(present - set(files))
     if unexpected:
         raise InputError(f"artifact {folder}: file(s) {unexpected} not listed in {MANIFEST_FILE}")

@@ -12,6 +12,7 @@ def export(
     run_dir: Path | None = None,
     value_column: str | None = None,
     aoti: bool = True,
+    overwrite: bool = False,
 ) -> None:
     """Write a serving artifact: the model and score fusion as one `torch.export` program plus manifest.json.
 
@@ -22,10 +23,11 @@ def export(
         run_dir: the run folder with config.yaml and run_info.json (default: the checkpoint's run folder).
         value_column: candidates column that scales the value-scaled objectives (conversion), if the fusion uses one.
         aoti: also compile an AOTInductor package (skipped, with the reason in the manifest, if it fails).
+        overwrite: replace `out` even when it is not an earlier export (never the run, checkpoint or weights).
     """
     from mtr.serving.export import export_artifact
 
-    manifest = export_artifact(checkpoint, weights, out, run_dir, value_column, aoti)
+    manifest = export_artifact(checkpoint, weights, out, run_dir, value_column, aoti, overwrite)
     aoti_note = manifest["aoti"].get("file") or f"none ({manifest['aoti']['reason']})"
     print(f"artifact: {out} (program {manifest['program']['file']}, AOTInductor {aoti_note})")
 

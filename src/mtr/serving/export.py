@@ -20,7 +20,7 @@ import polars as pl
 import torch
 
 from mtr.errors import InputError
-from mtr.io import atomic_output_dir, sha256_file, write_json
+from mtr.io import atomic_output_dir, check_output_dir, sha256_file, write_json
 from mtr.models.checkpoint import load_trained_model
 from mtr.schema import DatasetSchema
 from mtr.scoring.operating_point import WEIGHTS_FILE, OperatingPoint
@@ -45,6 +45,7 @@ def export_artifact(
     run_dir: Path | str | None = None,
     value_column: str | None = None,
     aoti: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the serving artifact of `checkpoint` with the operating point `weights` to `out`.
 
@@ -52,11 +53,13 @@ def export_artifact(
         checkpoint: a checkpoint written by `mtr fit`.
         weights: an operating point (`weights.json`, from `mtr pareto`); its weights must name objectives of
             the checkpoint's schema.
-        out: the artifact folder to create (replaced if it exists).
+        out: the artifact folder to create; an existing one is replaced only when it is an earlier export (or
+            with `overwrite`), never when it overlaps the run, checkpoint or weights (`mtr.io.check_output_dir`).
         run_dir: the run folder holding config.yaml and run_info.json; default: the checkpoint's
             folder's parent (Lightning's `RUN/checkpoints/FILE.ckpt` layout).
         value_column: candidates column that scales the value-scaled objectives (fusion `use_value`).
         aoti: also compile an AOTInductor package; when compiling fails the manifest says why.
+        overwrite: replace `out` even when it is not an earlier export.
 
     Returns:
         The manifest written to `out/manifest.json`.
@@ -65,6 +68,8 @@ def export_artifact(
     if not checkpoint.is_file():
         raise InputError(f"checkpoint not found: {checkpoint}")
     run_dir = Path(run_dir) if run_dir is not None else checkpoint.resolve().parent.parent
+    inputs = [checkpoint, weights, run_dir]
+    check_output_dir(out, "export", overwrite, inputs)
     model, schema = load_trained_model(run_dir, str(checkpoint))
     run_info = _run_info(run_dir)  # before the slow part: a run folder without it cannot be exported
     point = OperatingPoint.load(weights, schema.objective_table)
@@ -73,7 +78,7 @@ def export_artifact(
     program = ScoringProgram(model, schema, point.fusion)
     exported = export_program(program, schema)
     _check_parity(program, exported.module(), schema, "the exported program")
-    with atomic_output_dir(out) as folder:
+    with atomic_output_dir(out, "export", overwrite, inputs) as folder:
         save_program(exported, folder / PROGRAM_FILE)
         schema.save(folder)
         point.save(folder / WEIGHTS_FILE)

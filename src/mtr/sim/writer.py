@@ -50,15 +50,18 @@ def truth_tables(log: SimulatedLog, opportunities: pl.DataFrame) -> dict[str, pl
     }
 
 
-def write_simulation(out: Path, n_users: int, days: int, seed: int, world: WorldConfig) -> dict[str, Any]:
-    """Simulate and write `out/{table}.parquet`, `out/truth/*.parquet` and `out/meta.json` atomically.
+def write_simulation(
+    out: Path, n_users: int, days: int, seed: int, world: WorldConfig, overwrite: bool = False
+) -> dict[str, Any]:
+    """Simulate and write `out/{table}.parquet`, `out/truth/*.parquet` and `out/meta.json` atomically (an existing
+    `out` only when it is an earlier simulation's, or with `overwrite`: `mtr.io.check_output_dir`).
 
     Returns:
         the summary figures (row counts, base rates, task logit correlation).
     """
     log, tables = simulate_tables(n_users, days, seed, world)
     truth = truth_tables(log, tables["opportunities"])
-    with atomic_output_dir(out) as folder:
+    with atomic_output_dir(out, "simulate", overwrite) as folder:
         for name in EVENT_TABLES:
             _write(tables[name], folder / f"{name}.parquet")
         (folder / TRUTH_DIR).mkdir()

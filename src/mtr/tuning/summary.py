@@ -61,7 +61,7 @@ def write_summary(study: optuna.Study, storage: str, out: Path) -> dict[str, Any
     """Write best.json and trials.csv into `out` (replaced atomically); return the best.json content."""
     summary = best_summary(study, storage)
     table = trials_table(study)
-    with atomic_output_dir(out) as folder:
+    with atomic_output_dir(out, "tune") as folder:
         write_json(folder / "best.json", summary)
         table.write_csv(folder / "trials.csv")
     return summary

@@ -12,8 +12,17 @@ from pathlib import Path
 
 import polars as pl
 
-from mtr.data.adapters.output import SPLIT_COLUMN, PreparedData, Transform, random_order, with_split, write_prepared
+from mtr.data.adapters.output import (
+    PREPARE,
+    SPLIT_COLUMN,
+    PreparedData,
+    Transform,
+    random_order,
+    with_split,
+    write_prepared,
+)
 from mtr.data.adapters.source import dataset_source, read_csv_table
+from mtr.io import check_output_dir
 from mtr.schema import TaskSpec
 
 FOLDER = "census_income_kdd"
@@ -71,6 +80,7 @@ def build_census(source: Path, seed: int = 0) -> PreparedData:
     Args:
         source: folder holding census-income.data.gz and census-income.test.gz.
         seed: seed of the random 1:1 cut of the test file into validation and test.
+        overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
     paths = (source / TRAIN_FILE, source / TEST_FILE)
     train, held_out = (read_csv_table(path, COLUMNS, has_header=False, missing="?") for path in paths)
@@ -98,7 +108,7 @@ def build_census(source: Path, seed: int = 0) -> PreparedData:
     )
 
 
-def prepare_census(out: Path, source: Path | None = None, seed: int = 0) -> None:
+def prepare_census(out: Path, source: Path | None = None, seed: int = 0, overwrite: bool = False) -> None:
     """Prepare Census-Income (KDD) for the MMoE income / never-married tasks as tables and schema.json.
 
     Args:
@@ -107,4 +117,6 @@ def prepare_census(out: Path, source: Path | None = None, seed: int = 0) -> None
             (default: $MTR_DATA_DIR/census_income_kdd).
         seed: seed of the random 1:1 cut of the test file into validation and test.
     """
-    write_prepared(out, build_census(dataset_source(source, FOLDER), seed))
+    folder = dataset_source(source, FOLDER)
+    check_output_dir(out, PREPARE, overwrite, [folder])
+    write_prepared(out, build_census(folder, seed), overwrite)

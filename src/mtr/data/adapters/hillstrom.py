@@ -11,9 +11,10 @@ from pathlib import Path
 
 import polars as pl
 
-from mtr.data.adapters.output import SPLIT_COLUMN, PreparedData, random_order, with_split, write_prepared
+from mtr.data.adapters.output import PREPARE, SPLIT_COLUMN, PreparedData, random_order, with_split, write_prepared
 from mtr.data.adapters.source import dataset_source, read_csv_table
 from mtr.errors import InputError
+from mtr.io import check_output_dir
 from mtr.schema import NO_SEND, TaskSpec
 
 FOLDER = "hillstrom"
@@ -60,6 +61,7 @@ def build_hillstrom(source: Path, seed: int = 0) -> PreparedData:
     Args:
         source: folder holding the challenge CSV.
         seed: seed of the random 70/15/15 split, stratified by arm.
+        overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
     path = source / FILE
     raw = read_csv_table(path, COLUMNS)
@@ -100,7 +102,7 @@ def build_hillstrom(source: Path, seed: int = 0) -> PreparedData:
     )
 
 
-def prepare_hillstrom(out: Path, source: Path | None = None, seed: int = 0) -> None:
+def prepare_hillstrom(out: Path, source: Path | None = None, seed: int = 0, overwrite: bool = False) -> None:
     """Prepare the Hillstrom e-mail experiment as train/validation/test tables and schema.json.
 
     Args:
@@ -108,4 +110,6 @@ def prepare_hillstrom(out: Path, source: Path | None = None, seed: int = 0) -> N
         source: folder holding the challenge CSV (default: $MTR_DATA_DIR/hillstrom).
         seed: seed of the random 70/15/15 split, stratified by arm.
     """
-    write_prepared(out, build_hillstrom(dataset_source(source, FOLDER), seed))
+    folder = dataset_source(source, FOLDER)
+    check_output_dir(out, PREPARE, overwrite, [folder])
+    write_prepared(out, build_hillstrom(folder, seed), overwrite)

@@ -13,9 +13,10 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from mtr.data.adapters.output import SPLIT_COLUMN, PreparedData, with_split, write_prepared
+from mtr.data.adapters.output import PREPARE, SPLIT_COLUMN, PreparedData, with_split, write_prepared
 from mtr.data.adapters.source import dataset_source, read_csv_table
 from mtr.errors import InputError
+from mtr.io import check_output_dir
 from mtr.schema import TaskSpec
 from mtr.tables import require_rows
 
@@ -113,12 +114,17 @@ def _read_log(path: Path, policy: str, n_items: int) -> pl.DataFrame:
     )
 
 
-def prepare_open_bandit(out: Path, source: Path | None = None, campaign: Campaign = "all") -> None:
+def prepare_open_bandit(
+    out: Path, source: Path | None = None, campaign: Campaign = "all", overwrite: bool = False
+) -> None:
     """Prepare the Open Bandit small data (random and bts policies) as tables and schema.json.
 
     Args:
         out: output dataset folder.
         source: the small-dataset folder (default: $MTR_DATA_DIR/open_bandit_dataset_small).
         campaign: "all", "men" or "women".
+        overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
-    write_prepared(out, build_open_bandit(dataset_source(source, FOLDER), campaign))
+    folder = dataset_source(source, FOLDER)
+    check_output_dir(out, PREPARE, overwrite, [folder])
+    write_prepared(out, build_open_bandit(folder, campaign), overwrite)

@@ -97,8 +97,13 @@ def with_split(
     return keyed.with_columns(split.alias(SPLIT_COLUMN)).select(*frame.columns, SPLIT_COLUMN)
 
 
-def write_prepared(out: Path, data: PreparedData) -> DatasetSchema:
-    """Fit feature encodings on the train split and write train/validation/test Parquet plus schema.json.
+# The command that writes prepared datasets, named in their output marker (`mtr.io.check_output_dir`).
+PREPARE = "data prepare"
+
+
+def write_prepared(out: Path, data: PreparedData, overwrite: bool = False) -> DatasetSchema:
+    """Fit feature encodings on the train split and write train/validation/test Parquet plus schema.json (an
+    existing `out` only when it is an earlier prepared dataset, or with `overwrite`).
 
     Returns:
         The schema written to `out/schema.json`.
@@ -131,7 +136,7 @@ def write_prepared(out: Path, data: PreparedData) -> DatasetSchema:
         value_columns=data.value_columns,
         metadata=metadata,
     )
-    with atomic_output_dir(out) as folder:
+    with atomic_output_dir(out, PREPARE, overwrite, [data.source_root]) as folder:
         for name, frame in splits.items():
             frame.write_parquet(schema.split_path(folder, name))
         schema.save(folder)
