@@ -62,7 +62,12 @@ def analysed(tmp_path_factory) -> Path:
 
 def test_analyze_writes_the_report_files(analysed):
     assert sorted(p.name for p in analysed.iterdir()) == [
-        ".mtr-output.json", "README.md", "forest.png", "results.json", "summary.csv", "summary.md",
+        ".mtr-output.json",
+        "README.md",
+        "forest.png",
+        "results.json",
+        "summary.csv",
+        "summary.md",
     ]  # fmt: skip (the marker: a rerun may replace the folder, no other command may)
     assert (analysed / "forest.png").read_bytes()[:4] == b"\x89PNG"
     summary = pl.read_csv(analysed / "summary.csv")
