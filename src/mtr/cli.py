@@ -61,7 +61,8 @@ def _dispatch(argv: list[str], from_python: bool) -> Any:
     from jsonargparse import auto_cli
 
     commands: dict[str, Callable[..., Any] | dict[str, Any]] = _commands()
-    return auto_cli(commands, args=argv, as_positional=False)
+    # No abbreviations: `--user 50` must not be taken as --users, nor `--trainer.max_epoch` as another option.
+    return auto_cli(commands, args=argv, as_positional=False, allow_abbrev=False)
 
 
 if __name__ == "__main__":

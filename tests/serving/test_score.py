@@ -34,8 +34,16 @@ def candidates(serving, toy_dataset) -> pl.DataFrame:
         (lambda f: f.with_columns(pl.col("country").cast(pl.Categorical).to_physical()), "column 'country'"),
         (lambda f: f.drop("row_id"), "has no column 'row_id'"),
         (lambda f: f.with_columns(pl.lit("sms").alias("channel")), "unknown channels \\['sms'\\]"),
+        (
+            lambda f: f.with_columns(
+                tenure_days=pl.when(pl.int_range(pl.len()) == 0)
+                .then(float("inf"))
+                .otherwise(pl.col("tenure_days").cast(float))
+            ),
+            "column 'tenure_days': 1 infinite value",
+        ),
     ],
-    ids=["missing", "dense_as_text", "int_id_as_float", "string_as_codes", "no_row_id", "unknown_channel"],
+    ids=["missing", "dense_as_text", "int_id_as_float", "string_as_codes", "no_row_id", "unknown_channel", "infinity"],
 )
 def test_schema_mismatch_names_the_column(scorer, candidates, change, message):
     with pytest.raises(InputError, match=message):

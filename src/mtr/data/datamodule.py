@@ -118,6 +118,9 @@ class MessagingDataModule(pl.LightningDataModule):
         user_folds: UserFolds | None = None,
     ) -> None:
         super().__init__()
+        for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if size < 1:
+                raise InputError(f"data.{name}: must be at least 1, got {size}")
         self.path = Path(path)
         self.schema = DatasetSchema.load(self.path)
         self.batch_size = batch_size

@@ -93,10 +93,23 @@ def _transformed(column: pl.Expr, transform: str) -> pl.Expr:
     return column
 
 
+def _check_finite(frame: pl.DataFrame, columns: list[str], table: str) -> None:
+    """A missing value (null, NaN) is encoded as the mean; an infinity has no meaning and would score NaN."""
+    floats = [c for c in columns if frame.schema[c].is_float()]
+    if not floats:
+        return
+    counts = frame.select(pl.col(c).is_infinite().sum() for c in floats).row(0)
+    bad = {c: n for c, n in zip(floats, counts, strict=True) if n}
+    if bad:
+        column, n = next(iter(bad.items()))
+        raise InputError(f"table '{table}' column '{column}': {n} infinite value(s); give a finite value or null")
+
+
 def encode_features(frame: pl.DataFrame, schema: DatasetSchema, table: str = "input") -> EncodedFeatures:
     """Turn raw feature columns into model inputs, vectorised; bad columns raise naming `table`."""
     check_columns(table, frame.schema, {f.name: SPARSE_RAW_DTYPES for f in schema.sparse_features})
     check_columns(table, frame.schema, {f.name: NUMERIC + (pl.Boolean,) for f in schema.dense_features})
+    _check_finite(frame, [f.name for f in schema.dense_features], table)
     sparse_columns = [
         pl.col(f.name)
         .cast(pl.String)

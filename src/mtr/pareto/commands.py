@@ -74,11 +74,12 @@ def pareto(
 
     choices = (objectives or {}, constraints or {}, estimator, selection, sampler, prune)
     spec = ParetoSpec(params, fixed or {}, policy or {}, *choices, holdout=holdout, z=z, split_seed=split_seed)
+    study_run = StudyRun(out, study_name, storage, n_trials, oracle_check)  # its fields checked before any work
     runs = [str(r) for r in run] if isinstance(run, list) else str(run)
     check_output_dir(out, "pareto", overwrite, [*(run if isinstance(run, list) else [run]), dataset, events])
     provenance = {"run": runs, "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
     problem = load_problem(Path(out), provenance, events)
-    summary = run_pareto(problem, spec, StudyRun(out, study_name, storage, n_trials, oracle_check), provenance)
+    summary = run_pareto(problem, spec, study_run, provenance)
     print_summary(summary, Path(out))
     return summary
 

@@ -57,6 +57,10 @@ class StudyRun:
     n_trials: int = 80
     oracle_check: bool = True
 
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise InputError(f"n_trials: a study needs at least 1 trial, got {self.n_trials}")
+
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{Path(self.out).resolve() / 'study.db'}"
 

@@ -171,11 +171,14 @@ def score_file(
 ) -> pl.DataFrame:
     """Score a candidates Parquet file; write the id columns, `p_{task}`, `score` and `action_probability` to `out`
     (atomically)."""
-    scorer = Scorer.load(artifact, runtime)
     path = Path(candidates)
     if not path.is_file():
         raise InputError(f"table '{TABLE}' not found: {path}")
-    frame = pl.read_parquet(path)
+    try:
+        frame = pl.read_parquet(path)
+    except (pl.exceptions.ComputeError, OSError) as error:
+        raise InputError(f"table '{TABLE}': {path} is not a readable Parquet file ({type(error).__name__})") from None
+    scorer = Scorer.load(artifact, runtime)
     ids = (scorer.schema.row_id_column, *(c for c in id_columns if c != scorer.schema.row_id_column))
     missing = [c for c in ids if c not in frame.columns]
     if missing:

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from mtr.data.datamodule import MessagingDataModule
+from mtr.errors import InputError
 from mtr.training.callbacks import PredictionParquetWriter, RngState, save_run_info
 from mtr.training.module import MultiTaskModule
 
@@ -75,6 +76,10 @@ class MtrCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        epochs = config.trainer.max_epochs
+        # Lightning reads -1 as "no limit" and 0 as "train nothing, say nothing": neither trains a model.
+        if self.subcommand == "fit" and epochs is not None and epochs < 1:
+            raise InputError(f"trainer.max_epochs: must be at least 1, got {epochs}")
         root = Path(config.trainer.default_root_dir or "runs/default")
         if config.trainer.logger in (None, True):
             kwargs["logger"] = self._loggers(root, bool(config.wandb))
@@ -96,6 +101,7 @@ def run_training_cli(argv: list[str] | None, extra_callbacks: list[Callback] | N
         save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"default_root_dir": "runs/default", "use_distributed_sampler": False},
+        parser_kwargs={"allow_abbrev": False},  # a misspelt option is an error, never another option
         args=argv,
         auto_configure_optimizers=False,
         extra_callbacks=extra_callbacks,
