@@ -299,3 +299,13 @@ def test_with_split_cuts_each_group_exactly() -> None:
     assert split.filter(pl.col("group") == "a", pl.col("split") == "test")["t"].to_list() == [16, 17, 18, 19]
     with pytest.raises(InputError, match="sum to 1"):
         with_split(frame, {"train": 0.7, "test": 0.2}, "t")
+
+
+def test_an_open_bandit_propensity_of_zero_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    folder = data_dir / open_bandit.FOLDER / "random" / "all"
+    n_items = pl.read_csv(folder / "item_context.csv").height
+    log = pl.read_csv(folder / "all.csv.gz", n_rows=20, infer_schema=False)
+    zero_first = pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("0.0")).otherwise("propensity_score")
+    log.with_columns(zero_first.alias("propensity_score")).write_csv(tmp_path / "all.csv")
+    with pytest.raises(InputError, match=r"column 'propensity_score': 1 row\(s\) missing or outside \(0, 1\]"):
+        open_bandit._read_log(tmp_path / "all.csv", "random", n_items)

@@ -158,6 +158,11 @@ def _check_tables(log: EventLog) -> None:
     tables = log.tables
     for table in ("users", "opportunities"):
         _require_rows(table, tables[table])
+    # A log with sends has engagements, conversions and activity: an empty table is an export that went wrong,
+    # and would silently label every row 0 (unsubscribes, rare, may be empty).
+    for table in ("engagements", "conversions", "activity"):
+        if tables[table].select(pl.len()).collect().item() == 0:
+            raise InputError(f"table '{table}' is empty: every label built from it would be 0; check the export")
     send = pl.col("channel") != NO_SEND
     outside = (pl.col("ts") < log.log_start) | (pl.col("ts") >= log.log_end)
     raise_first(
@@ -181,8 +186,8 @@ def _check_tables(log: EventLog) -> None:
             ("hour", send & ~pl.col("hour").is_between(0, 23), "are sends without an hour in 0..23"),
             (
                 "propensity",
-                ~pl.col("propensity").is_between(0.0, 1.0, closed="right"),
-                "have a propensity outside (0, 1]",
+                pl.col("propensity").is_null() | ~pl.col("propensity").is_between(0.0, 1.0, closed="right"),
+                "have a missing propensity or one outside (0, 1]",
             ),
         ],
     )
@@ -198,7 +203,9 @@ def _check_tables(log: EventLog) -> None:
         tables["unsubscribes"],
         [_missing("user_id"), _unknown_channel("channel", CHANNELS), _missing("ts")],
     )
-    raise_first("conversions", tables["conversions"], [_missing("user_id"), _missing("ts"), _missing("value")])
+    finite = pl.col("value").cast(pl.Float64).is_finite()
+    value = ("value", pl.col("value").is_null() | ~finite, "are missing or not finite")
+    raise_first("conversions", tables["conversions"], [_missing("user_id"), _missing("ts"), value])
     raise_first("activity", tables["activity"], [_missing("user_id"), _missing("date")])
     unknown = tables["opportunities"].join(tables["users"].select("user_id"), on="user_id", how="anti")
     raise_first("opportunities", unknown, [("user_id", EVERY_ROW, "name a user missing from table 'users'")])

@@ -87,6 +87,18 @@ BAD_TABLES = {
         "table 'opportunities' column 'message_id': 1 row(s) name a message missing from table 'messages'",
     ),
     "propensity zero": (_set("opportunities", "propensity", 0.0), "table 'opportunities' column 'propensity'"),
+    "propensity missing": (
+        _set("opportunities", "propensity", None),
+        "table 'opportunities' column 'propensity': 1 row(s) have a missing propensity",
+    ),
+    "conversion value NaN": (
+        _set("conversions", "value", float("nan")),
+        "table 'conversions' column 'value': 1 row(s) are missing or not finite",
+    ),
+    "conversion value infinite": (_set("conversions", "value", float("inf")), "column 'value': 1 row(s)"),
+    "no engagements": (_replace("engagements", lambda f: f.clear()), "table 'engagements' is empty"),
+    "no conversions": (_replace("conversions", lambda f: f.clear()), "table 'conversions' is empty"),
+    "no activity": (_replace("activity", lambda f: f.clear()), "table 'activity' is empty"),
     "empty log": (_replace("opportunities", lambda f: f.clear()), "table 'opportunities' is empty"),
     "two opportunity days": (
         _replace("opportunities", lambda f: f.filter(pl.col("opportunity_id").is_in([1, 2]))),

@@ -100,6 +100,13 @@ def _read_log(path: Path, policy: str, n_items: int) -> pl.DataFrame:
     item_id = log["item_id"].to_numpy()
     if item_id.min() < 0 or item_id.max() >= n_items:
         raise InputError(f"table '{path}' column 'item_id' has ids outside 0..{n_items - 1}")
+    propensity = log["propensity_score"]
+    bad = propensity.is_null() | ~propensity.is_between(0.0, 1.0, closed="right")
+    if bad.any():
+        raise InputError(
+            f"table '{path}' column 'propensity_score': {bad.sum()} row(s) missing or outside (0, 1]"
+            " (an importance weight divides by it)"
+        )
     affinity = log.select(list(affinity_columns)).to_numpy()[np.arange(log.height), item_id]  # [N]: the shown item's
     return log.select(
         "timestamp",
