@@ -13,7 +13,7 @@ from mtr.cli import main
 from mtr.errors import InputError
 from mtr.models.checkpoint import load_trained_model
 from mtr.ope.problem import scored_by, split_rows
-from mtr.ope.scorers import load_scorers
+from mtr.ope.scorers import check_trained_on, load_scorers
 from mtr.pareto.commands import load_problem
 from mtr.scoring.candidates import candidate_model_rows, score_candidates, simulator_candidates
 
@@ -80,3 +80,16 @@ def test_a_policy_is_never_judged_on_the_rows_its_model_learnt_from(
         split_rows(sim_dataset, "validation,tests")
     rows = pl.read_parquet(sim_dataset / "validation.parquet")
     assert split_rows(sim_dataset, "validation")[0].height == rows.height
+
+
+def test_a_model_trained_on_another_dataset_is_refused(
+    sim_dataset: Path, fold_runs: list[Path], tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(sim_dataset, other)
+    rows = pl.read_parquet(other / "validation.parquet")
+    rows.head(rows.height - 1).write_parquet(other / "validation.parquet")  # one row fewer: another dataset
+    scorers = load_scorers(fold_runs, "best", ["validation"])
+    check_trained_on(scorers, sim_dataset)  # the dataset they were trained on
+    with pytest.raises(InputError, match="was trained on another dataset"):
+        check_trained_on(scorers, other)

@@ -94,6 +94,13 @@ class BatchIndices(Sampler[torch.Tensor]):
         return len(range(self.rank, n_batches, self.world_size))
 
 
+def dataset_fingerprint(path: Path, schema: DatasetSchema | None = None) -> str:
+    """SHA-256 over a dataset folder's schema.json and split files (a run records the one it was trained on)."""
+    schema = schema or DatasetSchema.load(path)
+    splits = {name: schema.split_path(path, name) for name in schema.splits}
+    return files_fingerprint({**splits, SCHEMA_FILE: Path(path) / SCHEMA_FILE})
+
+
 class MessagingDataModule(pl.LightningDataModule):
     """Batches from a dataset folder written by `mtr build-dataset` or `mtr data prepare`.
 
@@ -134,8 +141,7 @@ class MessagingDataModule(pl.LightningDataModule):
     @property
     def fingerprint(self) -> str:
         """SHA-256 over schema.json and the split files: which data a run saw."""
-        splits = {name: self.schema.split_path(self.path, name) for name in self.schema.splits}
-        return files_fingerprint({**splits, SCHEMA_FILE: self.path / SCHEMA_FILE})
+        return dataset_fingerprint(self.path, self.schema)
 
     def split(self, name: str) -> TableDataset:
         """The split's tensors, read on first use."""

@@ -8,6 +8,7 @@ users it never saw: the evidence becomes every logged day instead of one split.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import polars as pl
 import yaml
 
+from mtr.data.datamodule import dataset_fingerprint
 from mtr.data.folds import UserFolds
 from mtr.errors import InputError
 from mtr.models.checkpoint import checkpoint_path
@@ -62,6 +64,23 @@ def load_scorers(runs: Sequence[Path], checkpoint: str, splits: Sequence[str]) -
         return scorers
     _check_cross_fit(scorers)
     return sorted(scorers, key=lambda s: s.folds.held_out)
+
+
+def check_trained_on(scorers: Sequence[Scorer], dataset: Path) -> None:
+    """Every run was trained on `dataset` (its run_info.json's data fingerprint): a model of another dataset
+    scores these rows with features it never learnt, and its estimates would be silently wrong."""
+    fingerprint = None
+    for scorer in scorers:
+        info = scorer.run / "run_info.json"
+        if not info.is_file():
+            continue  # a run from before run_info.json: nothing to compare
+        trained_on = json.loads(info.read_text()).get("data_fingerprint")
+        fingerprint = fingerprint or dataset_fingerprint(dataset)
+        if trained_on is not None and trained_on != fingerprint:
+            raise InputError(
+                f"run {scorer.run} was trained on another dataset (data fingerprint {trained_on[:12]}), not on "
+                f"{dataset} ({fingerprint[:12]}); give the dataset it was trained on"
+            )
 
 
 def _folds_of(run: Path) -> UserFolds | None:

@@ -94,7 +94,7 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
     """
     from mtr.io import mark_output_dir
     from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem, split_names
-    from mtr.ope.scorers import load_scorers
+    from mtr.ope.scorers import check_trained_on, load_scorers
     from mtr.schema import DatasetSchema
 
     runs = inputs["run"] if isinstance(inputs["run"], list) else [inputs["run"]]
@@ -102,6 +102,7 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
     names = split_names(split)
     scorers = load_scorers([Path(r) for r in runs], inputs["checkpoint"], names)
     schema = DatasetSchema.load(dataset)
+    check_trained_on(scorers, dataset)
     unknown = [name for name in names if name not in schema.splits]
     if unknown:
         raise InputError(f"split: dataset {dataset} has splits {list(schema.splits)}, not {unknown}")
