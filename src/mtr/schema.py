@@ -130,6 +130,20 @@ class DatasetSchema:
                 raise InputError(f"schema '{self.name}': duplicate {kind} names {duplicates}")
         if not self.tasks:
             raise InputError(f"schema '{self.name}' declares no tasks")
+        for task in self.tasks:
+            if task.channel not in (*CHANNELS, NO_SEND, None):
+                raise InputError(
+                    f"schema '{self.name}': task '{task.name}' has unknown channel {task.channel!r} "
+                    f"(channels: {[*CHANNELS, NO_SEND]}, or null where channels do not apply)"
+                )
+        # A schema that carries its objective table (every dataset mtr builds) names every task's objective in it:
+        # a misspelt objective would otherwise become a new binary benefit without a word.
+        known = {*objective_names(self.objectives), *OBJECTIVES}
+        unknown = sorted({t.objective for t in self.tasks} - known) if self.objectives else []
+        if unknown:
+            raise InputError(
+                f"schema '{self.name}': task objective(s) {unknown} are not in its objective table {sorted(known)}"
+            )
 
     @property
     def sparse_features(self) -> tuple[FeatureSpec, ...]:

@@ -1,3 +1,5 @@
+import json
+
 import polars as pl
 import pytest
 import torch
@@ -42,3 +44,21 @@ def test_missing_split_and_column_are_named(toy_dataset, tmp_path):
         data.split("train")
     with pytest.raises(InputError, match="table 'validation' not found"):
         data.split("validation")
+
+
+def test_an_edited_schema_is_named_before_training(toy_dataset, tmp_path):
+    """A schema.json edited by hand fails naming what is wrong, instead of training on it without a word."""
+    raw = json.loads((toy_dataset / "schema.json").read_text())
+    for name in ("train.parquet", "validation.parquet"):
+        (tmp_path / name).write_bytes((toy_dataset / name).read_bytes())
+    edits = [
+        (lambda r: r | {"channel_column": "chanel"}, "has no column 'chanel' \\(the schema's channel_column\\)"),
+        (lambda r: r | {"tasks": [r["tasks"][0] | {"channel": "sms"}, *r["tasks"][1:]]}, "unknown channel 'sms'"),
+    ]
+    misspelt = [raw["tasks"][0] | {"objective": "conversoin"}, *raw["tasks"][1:]]
+    declared = [{"name": "conversion", "exists_for_none": True}]  # a schema that carries its objective table
+    edits.append((lambda r: r | {"tasks": misspelt, "objectives": declared}, "\\['conversoin'\\] are not in"))
+    for edit, message in edits:
+        (tmp_path / "schema.json").write_text(json.dumps(edit(raw)))
+        with pytest.raises(InputError, match=message):
+            MessagingDataModule(str(tmp_path)).split("train")

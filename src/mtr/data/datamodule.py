@@ -32,6 +32,15 @@ class TableDataset(Dataset):
     def __init__(self, frame: polars.DataFrame, schema: DatasetSchema, table: str) -> None:
         if frame.height == 0:
             raise InputError(f"table '{table}' is empty")
+        named = {
+            "row_id_column": schema.row_id_column,
+            "channel_column": schema.channel_column,
+            "action_column": schema.action_column,
+            "propensity_column": schema.propensity_column,
+        }
+        for field_name, column in named.items():
+            if column is not None and column not in frame.columns:
+                raise InputError(f"table '{table}' has no column '{column}' (the schema's {field_name})")
         features = encode_features(frame, schema, table=table)
         labels, masks = encode_targets(frame, schema, table=table)
         self.keys = [f.name for f in schema.sparse_features]
@@ -45,8 +54,6 @@ class TableDataset(Dataset):
             else np.ones(frame.height, np.float32)
         )
         self.propensity = torch.from_numpy(np.array(propensity, np.float32))
-        if schema.row_id_column not in frame.columns:
-            raise InputError(f"table '{table}' has no column '{schema.row_id_column}' (the row id)")
         self.row_id = torch.from_numpy(frame[schema.row_id_column].cast(polars.Int64).to_numpy().copy())
 
     def __len__(self) -> int:
