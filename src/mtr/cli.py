@@ -42,15 +42,15 @@ def _commands() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `mtr` console script: bad input exits with status 2 and a one-line reason."""
-    from mtr.errors import InputError
+    from mtr.errors import InputError, RunError
 
     try:
         _dispatch(list(sys.argv[1:] if argv is None else argv), from_python=argv is not None)
-    except InputError as error:
+    except (InputError, RunError) as error:
         if argv is not None:  # called from Python: let the caller see the exception
             raise
         print(f"mtr: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(2 if isinstance(error, InputError) else 1) from None
 
 
 def _dispatch(argv: list[str], from_python: bool) -> Any:

@@ -104,16 +104,17 @@ def remove_orphans(out: Path) -> None:
     for sibling in out.parent.glob(f".{out.name}.*-*-*"):
         kind, _, rest = sibling.name.removeprefix(f".{out.name}.").partition("-")
         pid = rest.partition("-")[0]
-        if kind in ("tmp", "old") and pid.isdigit() and not _running(int(pid)):
+        if kind in ("tmp", "old") and pid.isdigit() and not process_running(int(pid)):
             shutil.rmtree(sibling, ignore_errors=True)
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether a process of this machine with `pid` exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # someone else's process
         return True
     return True
 

@@ -6,6 +6,9 @@ import dataclasses
 import json
 import os
 import re
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mtr.cli import main
 from mtr.errors import InputError
-from mtr.studies.storage import open_storage
+from mtr.studies.storage import GRACE_S, derived_seed, open_storage
 from mtr.tuning.commands import tune
 from mtr.tuning.worker import CLAIMED, PrunerConfig, SamplerConfig, Sweep, run_worker
 
@@ -242,3 +245,28 @@ def test_the_trial_of_a_killed_worker_is_retried_with_its_parameters(
     trials = load(root).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].params == trials[0].params
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test plays the dead worker with study.ask
+def test_a_restart_right_after_a_local_worker_was_killed_reruns_its_trial_without_waiting(
+    toy_dataset: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "sweep"
+    arguments = toy_sweep(toy_dataset, root, n_trials=1, params={"model.optimizer.init_args.lr": SPACE[LR]})
+    storage = open_storage(arguments["storage"])  # the real 120 s grace period: no heartbeat goes stale here
+    study = optuna.create_study(storage=storage, study_name="toy", direction="maximize")
+    killed = study.ask({LR: optuna.distributions.FloatDistribution(1e-3, 3e-2, log=True)})
+    storage.record_heartbeat(killed._trial_id)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed.set_user_attr("worker", f"{socket.gethostname()}:{int(gone.stdout)}")  # its process has exited
+    start = time.monotonic()
+    tune(**arguments)
+    trials = load(root).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].params == trials[0].params
+    assert time.monotonic() - start < GRACE_S  # it did not wait for the heartbeat to go stale
+
+
+def test_no_two_workers_share_a_sampler_seed_across_starts_and_resumes() -> None:
+    seeds = {derived_seed(0, index, trials) for index in range(4) for trials in range(50)}
+    assert len(seeds) == 4 * 50  # seed + index + trials gave worker 1 at 0 trials the seed of worker 0 at 1

@@ -8,17 +8,27 @@ one study from many processes or machines.
 
 from __future__ import annotations
 
+import socket
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import sqlalchemy.exc
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryFailedTrialCallback,
+    RetryHeartbeatStaleTrialCallback,
+)
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from mtr.errors import InputError
+from mtr.io import process_running
 
 JOURNAL_PREFIX = "journal:"
 # A worker writes a heartbeat every HEARTBEAT_S while a trial runs; a RUNNING trial whose heartbeat is older
@@ -69,6 +79,31 @@ def open_storage(spec: str) -> BaseStorage:
                 time.sleep(0.2 * (attempt + 1))
     except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as error:
         raise InputError(f"storage: cannot open '{spec}': {error}") from error
+
+
+def derived_seed(seed: int, *parts: int) -> int:
+    """A 32-bit seed from a base seed and parts (worker index, trials so far) that no other combination shares
+    by construction (NumPy's SeedSequence), unlike seed + index + trials."""
+    return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
+
+
+def fail_dead_local_trials(study: optuna.Study, host: str | None = None) -> list[int]:
+    """Fail (and re-queue once, as a stale heartbeat would) the RUNNING trials whose worker, recorded as the
+    user attribute "worker" = host:pid, ran on this machine and is gone; returns their numbers.
+
+    A worker killed on this machine is known dead at once, so a restart does not wait GRACE_S for its heartbeat
+    to go stale; a worker on another machine is judged by its heartbeat alone.
+    """
+    host = host or socket.gethostname()
+    storage, failed = study._storage, []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host != host or not pid.isdigit() or process_running(int(pid)):
+            continue
+        if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            RetryFailedTrialCallback(max_retry=1)(study, storage.get_trial(trial._trial_id))
+            failed.append(trial.number)
+    return failed
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mtr.errors import InputError
+from mtr.errors import InputError, RunError
 from mtr.tuning.worker import PrunerConfig, SamplerConfig, Sweep
 
 # Arguments every trial gets unless the sweep's train_overrides set them.
@@ -122,6 +122,12 @@ def run_sweep(sweep: Sweep, workers: int) -> dict[str, Any]:
         summary = write_summary(study, sweep.storage, sweep.root / "summary")
     best = summary["best"]
     print(f"trials by state: {summary['n_trials']}; summary in {sweep.root / 'summary'}")
+    running = summary["n_trials"].get("RUNNING", 0)
+    if running:  # trials of workers elsewhere (a killed local worker's trial is re-run at once)
+        print(
+            f"the study is not complete: {running} trial(s) still RUNNING in other workers; it completes when they "
+            "finish, or, if they were killed, when this command runs again after their heartbeat goes stale (120 s)"
+        )
     if best is None:
         print("no trial has completed yet")
     else:
@@ -146,7 +152,10 @@ def _spawn_workers(sweep: Sweep, workers: int) -> None:
         raise
     failed = [f"{p.name} (exit {p.exitcode})" for p in processes if p.exitcode != 0]
     if failed:
-        raise RuntimeError(f"tune workers failed: {', '.join(failed)}; the study keeps what they recorded")
+        raise RunError(
+            f"tune workers failed: {', '.join(failed)}; the study keeps what they recorded, and the same command "
+            "resumes it (a killed worker's trial is run again)"
+        )
 
 
 def _dry_run(sweep: Sweep) -> None:

@@ -25,9 +25,9 @@ import optuna
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from mtr.errors import InputError
+from mtr.errors import InputError, RunError
 from mtr.studies.space import Param, as_overrides
-from mtr.studies.storage import fail_stale_trials, open_storage
+from mtr.studies.storage import derived_seed, fail_dead_local_trials, fail_stale_trials, open_storage
 
 if TYPE_CHECKING:
     from lightning.pytorch import Callback
@@ -47,15 +47,18 @@ class SamplerConfig:
     Args:
         name: "tpe" (Optuna's TPESampler with the constant liar, for parallel workers) or "random".
         n_startup_trials: TPE: random trials before the model of good and bad trials is used.
-        seed: base seed; worker k seeds its sampler with seed + k + the trials already in the study.
+        seed: base seed; a worker seeds its sampler from (seed, its index, the trials already in the study)
+            through NumPy's SeedSequence, so that no two workers, started together or on a resume, share a seed
+            (with seed + index + trials, worker 1 of the first start and worker 0 of a resume after one trial
+            drew the same parameters).
     """
 
     name: Literal["tpe", "random"] = "tpe"
     n_startup_trials: int = 10
     seed: int | None = None
 
-    def build(self, worker_seed_offset: int) -> optuna.samplers.BaseSampler:
-        seed = None if self.seed is None else self.seed + worker_seed_offset
+    def build(self, index: int, trials_in_study: int) -> optuna.samplers.BaseSampler:
+        seed = None if self.seed is None else derived_seed(self.seed, index, trials_in_study)
         if self.name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         return optuna.samplers.TPESampler(n_startup_trials=self.n_startup_trials, seed=seed, constant_liar=True)
@@ -183,7 +186,8 @@ def run_worker(sweep: Sweep, index: int = 0) -> int:
     storage = open_storage(sweep.storage)
     study = optuna.load_study(study_name=sweep.study_name, storage=storage, pruner=sweep.pruner.build())
     fail_stale_trials(study)  # before counting, so that the trials of killed workers do not count as running
-    study.sampler = sweep.sampler.build(index + len(study.get_trials(deepcopy=False)))
+    fail_dead_local_trials(study)  # a worker of this machine killed a moment ago: no need to wait for its heartbeat
+    study.sampler = sweep.sampler.build(index, len(study.get_trials(deepcopy=False)))
     if count(study, CLAIMED) >= sweep.n_trials:
         return 0
     failures = StopAfterFailures(sweep.max_failures)
@@ -194,7 +198,7 @@ def run_worker(sweep: Sweep, index: int = 0) -> int:
         callbacks=[MaxTrialsCallback(sweep.n_trials, states=CLAIMED), failures, lambda _, t: ran.append(t.number)],
     )
     if failures.tripped:
-        raise RuntimeError(
+        raise RunError(
             f"worker {worker_id()} stopped: trials {failures.in_a_row} failed in a row; see their errors above"
         )
     return len(ran)
