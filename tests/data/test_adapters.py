@@ -309,3 +309,14 @@ def test_an_open_bandit_propensity_of_zero_is_refused(data_dir: Path, tmp_path: 
     log.with_columns(zero_first.alias("propensity_score")).write_csv(tmp_path / "all.csv")
     with pytest.raises(InputError, match=r"column 'propensity_score': 1 row\(s\) missing or outside \(0, 1\]"):
         open_bandit._read_log(tmp_path / "all.csv", "random", n_items)
+
+
+def test_a_cut_copy_of_a_published_file_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / hillstrom.FOLDER).mkdir(parents=True)
+    (root / "SHA256SUMS").write_text((data_dir / "SHA256SUMS").read_text())  # the published checksums
+    lines = (data_dir / hillstrom.FOLDER / hillstrom.FILE).read_text().splitlines()
+    (root / hillstrom.FOLDER / hillstrom.FILE).write_text("\n".join(lines[:1001]) + "\n")  # 1,000 rows of 64,000
+    with pytest.raises(InputError, match=r"is not the published .* \(a cut or edited copy\?\)"):
+        hillstrom.prepare_hillstrom(tmp_path / "out", root / hillstrom.FOLDER)
+    assert not (tmp_path / "out").exists()

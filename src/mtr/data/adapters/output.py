@@ -101,6 +101,31 @@ def with_split(
 PREPARE = "data prepare"
 
 
+# The checksum file of a data folder (one "<sha256>  <relative path>" line per file, as sha256sum writes it).
+CHECKSUMS = "SHA256SUMS"
+
+
+def check_published(hashes: Mapping[Path, str], source_root: Path) -> None:
+    """Every source file listed in a SHA256SUMS of its data folder (the source folder or its parent, as in
+    $MTR_DATA_DIR) has the listed hash: a cut or edited copy of a published file is refused, not prepared."""
+    for folder in (Path(source_root), Path(source_root).parent):
+        sums = folder / CHECKSUMS
+        if not sums.is_file():
+            continue
+        listed = {}
+        for line in sums.read_text().splitlines():
+            digest, _, name = line.strip().partition("  ")
+            if name:
+                listed[(folder / name.lstrip("*")).resolve()] = digest
+        for path, digest in hashes.items():
+            expected = listed.get(Path(path).resolve())
+            if expected is not None and expected != digest:
+                raise InputError(
+                    f"source file {path}: its SHA-256 {digest[:12]}... is not the published {expected[:12]}... of "
+                    f"{sums} (a cut or edited copy?); restore the file, or prepare a copy kept outside that folder"
+                )
+
+
 def write_prepared(out: Path, data: PreparedData, overwrite: bool = False) -> DatasetSchema:
     """Fit feature encodings on the train split and write train/validation/test Parquet plus schema.json (an
     existing `out` only when it is an earlier prepared dataset, or with `overwrite`).
@@ -119,9 +144,11 @@ def write_prepared(out: Path, data: PreparedData, overwrite: bool = False) -> Da
     if empty:
         raise InputError(f"dataset '{data.name}': split(s) {empty} are empty")
     features = fit_features(splits["train"], data.sparse, data.dense, data.descriptions)
+    hashes = {path: sha256_file(path) for path in data.source_files}
+    check_published(hashes, data.source_root)
     metadata = {
         **data.metadata,
-        "sources": {str(path.relative_to(data.source_root)): sha256_file(path) for path in data.source_files},
+        "sources": {str(path.relative_to(data.source_root)): digest for path, digest in hashes.items()},
         "rows": {name: frame.height for name, frame in splits.items()},
         **label_summary(splits, data.tasks),
     }
