@@ -320,3 +320,8 @@ def test_a_cut_copy_of_a_published_file_is_refused(data_dir: Path, tmp_path: Pat
     with pytest.raises(InputError, match=r"is not the published .* \(a cut or edited copy\?\)"):
         hillstrom.prepare_hillstrom(tmp_path / "out", root / hillstrom.FOLDER)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_source_file_stands_for_its_folder(data_dir: Path) -> None:
+    folder = data_dir / hillstrom.FOLDER
+    assert dataset_source(folder / hillstrom.FILE, hillstrom.FOLDER) == folder

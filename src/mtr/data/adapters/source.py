@@ -18,11 +18,11 @@ def dataset_source(source: Path | None, folder: str) -> Path:
     """The folder holding a public dataset: `source` if given, else `$MTR_DATA_DIR/<folder>`.
 
     Args:
-        source: an explicit folder chosen by the user, or None.
+        source: an explicit folder chosen by the user (or one of its files: its folder is taken), or None.
         folder: the dataset's folder name under the public data directory, for example "hillstrom".
     """
     if source is not None:
-        return Path(source)
+        return Path(source).parent if Path(source).is_file() else Path(source)
     return Path(os.environ.get(DATA_DIR_VARIABLE, DEFAULT_DATA_DIR)) / folder
 
 
