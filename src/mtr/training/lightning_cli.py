@@ -13,12 +13,13 @@ from typing import Any
 
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from mtr.data.datamodule import MessagingDataModule
 from mtr.errors import InputError
 from mtr.training.callbacks import PredictionParquetWriter, RngState, save_run_info
+from mtr.training.csv_log import KeepEarlierEpochs, ResumableCSVLogger
 from mtr.training.module import MultiTaskModule
 
 
@@ -65,7 +66,7 @@ class MtrCLI(LightningCLI):
         )
 
     def _loggers(self, root: Path, use_wandb: bool) -> list[Logger]:
-        loggers: list[Logger] = [CSVLogger(save_dir=root, name="", version="")]
+        loggers: list[Logger] = [ResumableCSVLogger(save_dir=root, name="", version="")]
         if use_wandb:
             from lightning.pytorch.loggers import WandbLogger
 
@@ -83,7 +84,7 @@ class MtrCLI(LightningCLI):
         root = Path(config.trainer.default_root_dir or "runs/default")
         if config.trainer.logger in (None, True):
             kwargs["logger"] = self._loggers(root, bool(config.wandb))
-        extra = [RngState(), *self.extra_callbacks]
+        extra = [RngState(), KeepEarlierEpochs(), *self.extra_callbacks]
         if self.subcommand == "predict":
             data = self.datamodule
             path = config.predictions or root / "predictions" / f"{data.predict_split}.parquet"
