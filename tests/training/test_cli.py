@@ -165,6 +165,7 @@ def test_resume_from_last_checkpoint_continues_exactly(toy_dataset, tmp_path):
     )
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
     # metrics.csv keeps the epochs before the resume: the same validation rows as the uninterrupted run.
     def validation_rows(run: Path) -> list[tuple]:
         metrics = pl.read_csv(run / "metrics.csv").filter(pl.col("val/selection").is_not_null())
