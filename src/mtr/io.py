@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ def check_output_dir(
         if resolved == source or source.is_relative_to(resolved) or resolved.is_relative_to(source):
             raise InputError(f"out: {out} overlaps the input {given}; write the output to another folder")
     if not out.exists():
+        _check_creatable(out)
         return
     if not out.is_dir():
         raise InputError(f"out: {out} is a file, not a folder")
@@ -67,6 +69,19 @@ def mark_output_dir(out: Path | str, command: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / OUTPUT_MARKER, (json.dumps({"command": command}) + "\n").encode())
     return out
+
+
+def _check_creatable(out: Path) -> None:
+    """The nearest existing ancestor of `out` is a folder this process may write in (not /dev/null, not /proc)."""
+    ancestor = out.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"out: {out} cannot be created: {ancestor} is a file, not a folder")
+    try:  # a probe, not a permission bit: root may "write" /proc until it tries
+        os.rmdir(tempfile.mkdtemp(prefix=".mtr-probe-", dir=ancestor))
+    except OSError as error:
+        raise InputError(f"out: {out} cannot be created: {ancestor} is not writable ({error.strerror})") from None
 
 
 @contextmanager

@@ -5,7 +5,8 @@ Called from Python, `mtr.cli.main` raises mtr's errors (`InputError`) and exits 
 both are read here; `test_outputs.py` checks that the console script prints one line and exits 2.
 
 Placeholders: {tmp} (an empty scratch folder), {events} and {dataset} (a small simulated world and its
-dataset), {run} (a run folder: config.yaml only), {readme} (a text file that is not Parquet).
+dataset), {run} (a run folder: config.yaml only), {readme} (a text file that is not Parquet), {other_events}
+(another simulation).
 """
 
 # ruff: noqa: E501 (the corpus reads as a table, one case per line)
@@ -30,6 +31,10 @@ CASES: list[tuple[str, list[str], str]] = [
     ("abbreviated option", ["simulate", "--user", "50", "--out", "{tmp}/a"], "unrecognized arguments: --user"),
     ("abbreviated trainer option", [*FIT_INTO, "--trainer.max_epoch", "1"], "unrecognized arguments"),
     ("no users", ["simulate", "--users", "0", "--out", "{tmp}/a"], "--users must be >= 1"),
+    # Output folders that cannot be written (the overwrite rule itself is in test_outputs.py).
+    ("out under /dev/null", ["simulate", "--users", "5", "--days", "1", "--out", "/dev/null/events"], "/dev/null is a file, not a folder"),
+    ("out under /proc", ["simulate", "--users", "5", "--days", "1", "--out", "/proc/mtr/events"], "/proc is not writable"),
+    ("out is the working folder", ["simulate", "--users", "5", "--days", "1", "--out", "."], "is not empty and was written by no mtr command"),
     # Training settings that would train nothing or divide by zero.
     ("negative epochs", [*FIT_INTO, "--trainer.max_epochs", "-2"], "trainer.max_epochs: must be at least 1"),
     ("zero epochs", [*FIT_INTO, "--trainer.max_epochs", "0"], "trainer.max_epochs: must be at least 1"),
@@ -42,6 +47,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train with one model", [*PARETO_SIM, "--out", "{tmp}/p", "--split", "train"], "learnt from every user's 'train'"),
     ("events of no simulation", [*PARETO, "--events", "{run}", "--out", "{tmp}/p"], "not a folder written by `mtr simulate`"),
     ("study into its dataset", [*PARETO_SIM, "--out", "{dataset}"], "overlaps the input"),
+    ("events of another simulation", [*PARETO, "--events", "{other_events}", "--out", "{tmp}/p"], "built from another event log"),
     ("floor over cap", [*PARETO_SIM, "--out", "{tmp}/p", "--constraints", FLOOR_OVER_CAP], "min 0.7 is above max 0.6"),
     ("unknown limit", [*PARETO_SIM, "--out", "{tmp}/p", "--constraints", '{"retention": {"least": 0.6}}'], "constraints.retention"),
     # Scoring: the input is read and checked before the artifact is loaded.
@@ -57,11 +63,14 @@ def places(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     run.mkdir()
     (run / "config.yaml").write_text("data: {}\n")  # a run trained on every user (its weights are never reached)
     (root / "README.txt").write_text("not a table\n")
+    other_events = root / "other_events"
+    main(["simulate", "--users", "20", "--days", "3", "--seed", "9", "--out", str(other_events)])
     return {
         "{events}": str(sim_dataset.parent / "events"),
         "{dataset}": str(sim_dataset),
         "{run}": str(run),
         "{readme}": str(root / "README.txt"),
+        "{other_events}": str(other_events),
     }
 
 

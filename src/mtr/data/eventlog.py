@@ -46,7 +46,13 @@ class EventLog:
 
     def fingerprint(self) -> str:
         """SHA-256 over meta.json and every table's bytes, in table-name order."""
-        return files_fingerprint({**self.paths, "meta": self.folder / META_FILE})
+        return event_log_fingerprint(self.folder)
+
+
+def event_log_fingerprint(folder: Path | str) -> str:
+    """The fingerprint of an event-log folder, as `mtr build-dataset` records it in a dataset's schema."""
+    folder = Path(folder)
+    return files_fingerprint({**{t: folder / f"{t}.parquet" for t in EVENT_TABLES}, "meta": folder / META_FILE})
 
 
 def open_event_log(folder: Path | str) -> EventLog:

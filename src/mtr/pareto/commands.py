@@ -12,6 +12,7 @@ from mtr.pareto.spec import Direction, SamplerSpec
 
 if TYPE_CHECKING:
     from mtr.ope.problem import LoggedProblem
+    from mtr.schema import DatasetSchema
 
 
 def pareto(
@@ -106,8 +107,8 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
     unknown = [name for name in names if name not in schema.splits]
     if unknown:
         raise InputError(f"split: dataset {dataset} has splits {list(schema.splits)}, not {unknown}")
-    if events is not None and not (Path(events) / "meta.json").is_file():
-        raise InputError(f"events: {events} is not a folder written by `mtr simulate` (no meta.json)")
+    if events is not None:
+        check_events_of(dataset, schema, Path(events))
     key = {
         **inputs,
         "events": str(events),
@@ -125,6 +126,20 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
             else arm_problem(scorers, dataset, split)
         ),
     )
+
+
+def check_events_of(dataset: Path, schema: DatasetSchema, events: Path) -> None:
+    """`events` is the simulation `dataset` was built from (the event-log fingerprint its schema records)."""
+    from mtr.data.eventlog import event_log_fingerprint
+
+    if not (events / "meta.json").is_file():
+        raise InputError(f"events: {events} is not a folder written by `mtr simulate` (no meta.json)")
+    built_from = schema.metadata.get("fingerprint")
+    if built_from is not None and built_from != event_log_fingerprint(events):
+        raise InputError(
+            f"events: dataset {dataset} was built from another event log (fingerprint {built_from[:12]}), not from "
+            f"{events}; give the simulation it was built from"
+        )
 
 
 def print_summary(summary: dict[str, Any], out: Path) -> None:
