@@ -136,6 +136,7 @@ UNITS = pl.DataFrame({"arm": ["control", "control", "b", "b"], "y": [1, 0, 1, 1]
         (UNITS.filter(arm="control"), MetricSpec("m", column="y"), {}, r"single arm \['control'\]"),
         (UNITS, MetricSpec("m", numerator="y", denominator="d"), {}, r"denominator 'd' sums to zero in arm 'b'"),
         (UNITS, MetricSpec("m", column="y"), {"unit_column": "y"}, r"column 'y' has duplicated units"),
+        (UNITS.clear(), MetricSpec("m", column="y"), {}, r"units.csv has no rows \(columns only"),
     ],
 )
 def test_bad_inputs_fail_with_a_clear_error(tmp_path, frame, metric, kwargs, message):

@@ -325,3 +325,10 @@ def test_a_cut_copy_of_a_published_file_is_refused(data_dir: Path, tmp_path: Pat
 def test_a_source_file_stands_for_its_folder(data_dir: Path) -> None:
     folder = data_dir / hillstrom.FOLDER
     assert dataset_source(folder / hillstrom.FILE, hillstrom.FOLDER) == folder
+
+
+def test_a_truncated_csv_names_its_empty_field(data_dir: Path, tmp_path: Path) -> None:
+    lines = (data_dir / hillstrom.FOLDER / hillstrom.FILE).read_text().splitlines()[:51]
+    (tmp_path / hillstrom.FILE).write_text("\n".join([*lines, lines[-1][:20]]) + "\n")  # the last line cut short
+    with pytest.raises(InputError, match=r"no value on data line 51 \(a truncated or ragged file\?\)"):
+        hillstrom.build_hillstrom(tmp_path)

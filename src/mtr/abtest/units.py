@@ -45,13 +45,17 @@ def read_units(path: Path) -> pl.DataFrame:
     suffixes = "".join(path.suffixes[-2:]).lower()
     try:
         if path.suffix.lower() == ".parquet":
-            return pl.read_parquet(path)
-        if suffixes.endswith((".csv", ".csv.gz")):
+            frame = pl.read_parquet(path)
+        elif suffixes.endswith((".csv", ".csv.gz")):
             # Whole-file schema inference: Hillstrom's spend is 0 for the first hundreds of rows.
-            return pl.read_csv(path, infer_schema_length=None)
+            frame = pl.read_csv(path, infer_schema_length=None)
+        else:
+            raise InputError(f"experiment data file {path}: expected .csv, .csv.gz or .parquet")
     except (pl.exceptions.PolarsError, OSError) as error:
         raise InputError(f"experiment data file {path} cannot be read: {error}") from error
-    raise InputError(f"experiment data file {path}: expected .csv, .csv.gz or .parquet")
+    if frame.height == 0:
+        raise InputError(f"experiment data file {path} has no rows (columns only: {frame.columns})")
+    return frame
 
 
 def split_arms(

@@ -80,7 +80,6 @@ def build_census(source: Path, seed: int = 0) -> PreparedData:
     Args:
         source: folder holding census-income.data.gz and census-income.test.gz.
         seed: seed of the random 1:1 cut of the test file into validation and test.
-        overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
     paths = (source / TRAIN_FILE, source / TEST_FILE)
     train, held_out = (read_csv_table(path, COLUMNS, has_header=False, missing="?") for path in paths)
@@ -116,6 +115,7 @@ def prepare_census(out: Path, source: Path | None = None, seed: int = 0, overwri
         source: folder holding census-income.data.gz and census-income.test.gz
             (default: $MTR_DATA_DIR/census_income_kdd).
         seed: seed of the random 1:1 cut of the test file into validation and test.
+        overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
     folder = dataset_source(source, FOLDER)
     check_output_dir(out, PREPARE, overwrite, [folder])

@@ -61,7 +61,6 @@ def build_hillstrom(source: Path, seed: int = 0) -> PreparedData:
     Args:
         source: folder holding the challenge CSV.
         seed: seed of the random 70/15/15 split, stratified by arm.
-        overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
     path = source / FILE
     raw = read_csv_table(path, COLUMNS)
@@ -109,6 +108,7 @@ def prepare_hillstrom(out: Path, source: Path | None = None, seed: int = 0, over
         out: output dataset folder.
         source: folder holding the challenge CSV (default: $MTR_DATA_DIR/hillstrom).
         seed: seed of the random 70/15/15 split, stratified by arm.
+        overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
     folder = dataset_source(source, FOLDER)
     check_output_dir(out, PREPARE, overwrite, [folder])

@@ -41,7 +41,8 @@ def read_csv_table(
         path: the CSV file; the error messages name it.
         columns: column name -> polars dtype. Without a header, the file's fields are named in this order.
         has_header: whether the first line holds column names.
-        missing: a value (after stripping) that means missing, for example "?".
+        missing: a value (after stripping) that means missing, for example "?"; without one, an empty field is
+            an error (a truncated file).
 
     Raises:
         InputError: the file is missing or unreadable, a column is missing, or a value cannot be cast.
@@ -62,7 +63,14 @@ def read_csv_table(
     if absent:
         raise InputError(f"table '{path}' has no column '{absent[0]}' (columns: {frame.columns})")
     text = frame.select(pl.col(name).str.strip_chars() for name in columns)
-    if missing is not None:
+    if missing is None:  # a file without a missing-value marker has no empty fields, unless it was cut short
+        empty = text.select(pl.col(name).is_null().arg_true().first() for name in columns)
+        for name, row in empty.row(0, named=True).items():
+            if row is not None:
+                raise InputError(
+                    f"table '{path}' column '{name}': no value on data line {row + 1} (a truncated or ragged file?)"
+                )
+    else:
         text = text.with_columns(pl.all().replace(missing, None))
     typed = text.select(_parse(pl.col(name), dtype).alias(name) for name, dtype in columns.items())
     # A value that was present as text but is null after the cast could not be parsed.
