@@ -2,8 +2,9 @@
 
 A run resumed from `last.ckpt` writes into the same run folder, and Lightning's writer removes metrics.csv
 on start, so the epochs before the interruption were lost. `ResumableCSVLogger` reads the rows first and
-writes them back with the new ones; `KeepEarlierEpochs` drops the kept rows of the epoch the run resumes
-at and later (an interruption after an epoch's metrics but before its checkpoint would log that epoch twice).
+writes them back before the new ones, without the kept rows of the first epoch the new run logs and later: a
+run killed after an epoch's metrics but before its checkpoint logs that epoch again, and a fresh run (epoch
+0) in a reused folder starts an empty file, as Lightning's does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import csv
 from typing import Any
 
-from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -27,13 +27,14 @@ class KeepingWriter(ExperimentWriter):
                 self.kept = list(csv.DictReader(file))
             self._fs.rm_file(self.metrics_file_path)  # rewritten, kept rows first, at the first save
 
-    def keep_before(self, epoch: int) -> None:
-        """Keep only the rows of epochs before `epoch` (rows without an epoch go with them)."""
-        self.kept = [row for row in self.kept if row.get("epoch") not in (None, "") and float(row["epoch"]) < epoch]
-
     def save(self) -> None:
-        if self.kept:
-            self.metrics, self.kept = [*self.kept, *self.metrics], []
+        epochs = [float(row["epoch"]) for row in self.metrics if row.get("epoch") is not None]
+        if self.kept and epochs:
+            resumed_at = min(epochs)
+            earlier = [
+                row for row in self.kept if row.get("epoch") not in (None, "") and float(row["epoch"]) < resumed_at
+            ]
+            self.metrics, self.kept = [*earlier, *self.metrics], []
         super().save()
 
 
@@ -47,13 +48,3 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = KeepingWriter(log_dir=self.log_dir)
         return self._experiment
-
-
-class KeepEarlierEpochs(Callback):
-    """At the start of training (after a checkpoint is restored), keep the logged rows of earlier epochs only: a
-    fresh run (epoch 0) starts an empty file, a resumed one keeps the epochs its checkpoint holds."""
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        for logger in trainer.loggers:
-            if isinstance(logger, ResumableCSVLogger) and isinstance(logger.experiment, KeepingWriter):
-                logger.experiment.keep_before(trainer.current_epoch)

@@ -19,7 +19,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from mtr.data.datamodule import MessagingDataModule
 from mtr.errors import InputError
 from mtr.training.callbacks import PredictionParquetWriter, RngState, save_run_info
-from mtr.training.csv_log import KeepEarlierEpochs, ResumableCSVLogger
+from mtr.training.csv_log import ResumableCSVLogger
 from mtr.training.module import MultiTaskModule
 
 
@@ -84,7 +84,7 @@ class MtrCLI(LightningCLI):
         root = Path(config.trainer.default_root_dir or "runs/default")
         if config.trainer.logger in (None, True):
             kwargs["logger"] = self._loggers(root, bool(config.wandb))
-        extra = [RngState(), KeepEarlierEpochs(), *self.extra_callbacks]
+        extra = [RngState(), *self.extra_callbacks]
         if self.subcommand == "predict":
             data = self.datamodule
             path = config.predictions or root / "predictions" / f"{data.predict_split}.parquet"
