@@ -77,6 +77,20 @@ def test_a_hand_edited_manifest_is_rejected(artifact):
         verify_artifact(artifact)
 
 
+@pytest.mark.parametrize("at", [0.3, 0.6, 0.9])
+def test_a_flipped_byte_in_the_program_with_a_re_hashed_manifest_is_named(artifact, at):
+    """The checksum guards against accidents; a byte flipped and re-hashed must still give a named error."""
+    path = artifact / PROGRAM_FILE
+    data = bytearray(path.read_bytes())
+    data[int(at * len(data))] ^= 0xFF
+    path.write_bytes(bytes(data))
+    manifest = _manifest(artifact)
+    manifest["files"][PROGRAM_FILE] = sha256_file(path)
+    (artifact / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=r"program.pt2"):
+        Scorer.load(artifact)
+
+
 def test_a_program_archive_with_pickled_entries_is_not_loaded(artifact, monkeypatch):
     """torch.export.load unpickles sample inputs; an archive that carries them is refused before loading."""
     program = torch.export.load(artifact / PROGRAM_FILE)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,19 +78,28 @@ def program_archive_problem(path: Path) -> str | None:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
         return f"not a .pt2 archive: {error}"
-    with archive:
-        for info in archive.infolist():
-            name = info.filename
-            if "/data/sample_inputs/" in name and info.file_size > 0:
-                return f"entry {name} stores pickled sample inputs"
-            if name.endswith(".pt") and "/data/sample_inputs/" not in name:
-                return f"entry {name} is a pickled legacy file"
-            if name.endswith("_config.json") and ("/data/weights/" in name or "/data/constants/" in name):
-                for key, entry in json.loads(archive.read(name)).get("config", {}).items():
-                    if entry.get("use_pickle") or not str(entry.get("path_name", "")).startswith(
-                        ("weight_", "tensor_")
-                    ):
-                        return f"entry {name} stores '{key}' as a pickled object"
+    try:
+        with archive:
+            return _pickled_entry(archive)
+    except (zipfile.BadZipFile, zlib.error, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"a corrupt .pt2 archive ({type(error).__name__}: {error})"
+
+
+def _pickled_entry(archive: zipfile.ZipFile) -> str | None:
+    """The first entry of an export archive that `torch.export.load` would unpickle, or None."""
+    broken = archive.testzip()  # every member's CRC: a flipped byte is named here, not deep in a parser
+    if broken is not None:
+        return f"entry {broken} fails its checksum (a corrupt archive)"
+    for info in archive.infolist():
+        name = info.filename
+        if "/data/sample_inputs/" in name and info.file_size > 0:
+            return f"entry {name} stores pickled sample inputs"
+        if name.endswith(".pt") and "/data/sample_inputs/" not in name:
+            return f"entry {name} is a pickled legacy file"
+        if name.endswith("_config.json") and ("/data/weights/" in name or "/data/constants/" in name):
+            for key, entry in json.loads(archive.read(name)).get("config", {}).items():
+                if entry.get("use_pickle") or not str(entry.get("path_name", "")).startswith(("weight_", "tensor_")):
+                    return f"entry {name} stores '{key}' as a pickled object"
     return None
 
 

@@ -104,7 +104,11 @@ class Scorer:
                 reason = self.artifact.manifest["aoti"].get("reason", "not compiled")
                 raise InputError(f"artifact {self.artifact.folder} has no AOTInductor package: {reason}")
             return torch._inductor.aoti_load_package(str(path))
-        return torch.export.load(self.artifact.folder / PROGRAM_FILE).module()
+        path = self.artifact.folder / PROGRAM_FILE
+        try:
+            return torch.export.load(path).module()
+        except Exception as error:  # noqa: BLE001 (torch raises many kinds on a damaged archive; name the file)
+            raise InputError(f"artifact {path} cannot be loaded: {type(error).__name__}: {error}") from None
 
     def inputs(self, frame: pl.DataFrame, table: str = TABLE) -> ProgramInputs:
         """Check and encode raw candidate rows, grouped by opportunity (stable within an opportunity)."""
