@@ -6,15 +6,17 @@ both are read here; `test_outputs.py` checks that the console script prints one 
 
 Placeholders: {tmp} (an empty scratch folder), {events} and {dataset} (a small simulated world and its
 dataset), {run} (a run folder: config.yaml only), {readme} (a text file that is not Parquet), {other_events}
-(another simulation).
+(another simulation), {no_plan} (the dataset without a feature column in train).
 """
 
 # ruff: noqa: E501 (the corpus reads as a table, one case per line)
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from mtr.cli import main
@@ -40,6 +42,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("zero epochs", [*FIT_INTO, "--trainer.max_epochs", "0"], "trainer.max_epochs: must be at least 1"),
     ("zero batch", [*FIT_INTO, "--data.batch_size", "0"], "data.batch_size: must be at least 1"),
     ("zero eval batch", [*FIT_INTO, "--data.eval_batch_size", "0"], "data.eval_batch_size: must be at least 1"),
+    ("a split without a feature", [*FIT, "--data.path", "{no_plan}", "--trainer.default_root_dir", "{tmp}/run"], "table 'train' has no column 'plan'"),
     ("unknown objective table", ["build-dataset", "--events", "{events}", "--out", "{tmp}/d", "--objectives", "x"], "objectives"),
     # The Pareto study: every argument checked before the candidates are scored.
     ("zero trials", [*PARETO_SIM, "--out", "{tmp}/p", "--n_trials", "0"], "n_trials: a study needs at least 1"),
@@ -63,6 +66,9 @@ def places(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     run.mkdir()
     (run / "config.yaml").write_text("data: {}\n")  # a run trained on every user (its weights are never reached)
     (root / "README.txt").write_text("not a table\n")
+    no_plan = root / "no_plan"  # the dataset with a feature column dropped from its train split
+    shutil.copytree(sim_dataset, no_plan)
+    pl.read_parquet(no_plan / "train.parquet").drop("plan").write_parquet(no_plan / "train.parquet")
     other_events = root / "other_events"
     main(["simulate", "--users", "20", "--days", "3", "--seed", "9", "--out", str(other_events)])
     return {
@@ -71,6 +77,7 @@ def places(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
         "{run}": str(run),
         "{readme}": str(root / "README.txt"),
         "{other_events}": str(other_events),
+        "{no_plan}": str(no_plan),
     }
 
 

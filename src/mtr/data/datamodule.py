@@ -142,8 +142,23 @@ class MessagingDataModule(pl.LightningDataModule):
         self.predict_split = predict_split
         self.shuffle_seed = torch.initial_seed() % 2**31 if shuffle_seed is None else shuffle_seed
         self.user_folds = user_folds
+        self._check_columns()  # before the trainer makes a run folder and loggers: nothing left behind
         self.datasets: dict[str, TableDataset] = {}
         self.save_hyperparameters()
+
+    def _check_columns(self) -> None:
+        """Every split file holds the schema's feature, label, mask and key columns (read from its footer)."""
+        schema = self.schema
+        needed = [f.name for f in schema.features] + [schema.row_id_column]
+        needed += [t.label_column for t in schema.tasks] + [t.mask_column for t in schema.tasks if t.mask_column]
+        for name in schema.splits:
+            path = schema.split_path(self.path, name)
+            if not path.exists():
+                continue  # a split that is never read may be absent; one that is read says so then
+            present = set(polars.read_parquet_schema(path))
+            missing = [column for column in dict.fromkeys(needed) if column not in present]
+            if missing:
+                raise InputError(f"table '{name}' has no column '{missing[0]}' ({path}; missing {missing[:5]})")
 
     @property
     def fingerprint(self) -> str:
