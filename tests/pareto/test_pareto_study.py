@@ -240,3 +240,11 @@ def test_scored_problem_is_cached_and_rebuilt_when_its_inputs_change(problem, tm
     assert loaded.feedback.reward_names == problem.feedback.reward_names
     cached_problem(cache, {"model": 2}, build)
     assert len(builds) == 2
+
+
+def test_an_objective_without_labels_is_named_not_reported_as_infeasible(problem, tmp_path):
+    unlabelled = replace(problem, feedback=replace(problem.feedback, mask=problem.feedback.mask.copy()))
+    unlabelled.feedback.mask[:, OBJECTIVES.index("retention")] = False  # e.g. a split whose retention is immature
+    with pytest.raises(InputError, match=r"objectives: \['retention'\] have no logged label"):
+        run_pareto(unlabelled, spec(), StudyRun(tmp_path, n_trials=4), {})
+    assert not (tmp_path / "summary.json").exists()

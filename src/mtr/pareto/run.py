@@ -69,6 +69,7 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
     """Run the study on `problem`, certify its choice on held-out users and write every output; returns the summary."""
     start = time.perf_counter()
     spec = spec.resolve(problem.inputs.objectives, problem.feedback.reward_names)
+    check_labelled(problem, spec)
     evaluator = PolicyEvaluator(problem.inputs, problem.feedback, spec.weights({}), problem.truth, spec.prune)
     held = holdout_rows(problem.inputs.groups.user, spec.holdout, spec.split_seed)
     selection_part, held_part = part_feedback(problem.feedback, ~held), part_feedback(problem.feedback, held)
@@ -122,6 +123,21 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
         summary["oracle"] = _oracle_summary(evaluator, spec, run.n_trials, front, records, summary["chosen"]["truth"])
     write_outputs(out, spec, records, front, chosen, summary)
     return summary
+
+
+def check_labelled(problem: LoggedProblem, spec: ParetoSpec) -> None:
+    """Every objective and limit of the study has logged labels to estimate it from, or the study names it (a
+    split whose labels have not matured, a dataset without that outcome) instead of failing on 0 / 0."""
+    feedback = problem.feedback
+    judged = [*spec.objectives, *spec.limits.rewards]
+    counts = dict(zip(feedback.reward_names, feedback.mask.sum(axis=0).tolist(), strict=True))
+    empty = [name for name in dict.fromkeys(judged) if counts.get(name, 0) == 0]
+    if empty:
+        where = problem.description.get("split", "the evaluated rows")
+        raise InputError(
+            f"objectives: {empty} have no logged label in {where} (immature, or absent from the data): "
+            "no estimate can be made; evaluate a split whose labels have matured, or leave them out"
+        )
 
 
 def certified_choice(
