@@ -73,7 +73,7 @@ def test_a_send_scheduled_after_a_later_decision_is_not_history_for_it(build) ->
     opportunities = tables["opportunities"].with_columns(
         send_ts=pl.when(pl.col("opportunity_id") == 2).then(pl.lit(at(4, 9))).otherwise("send_ts")
     )
-    rows, _ = build({**tables, "opportunities": opportunities, "conversions": tables["conversions"].clear()})
+    rows, _ = build({**tables, "opportunities": opportunities})
     by_id = {row["row_id"]: row for row in rows.iter_rows(named=True)}
     assert by_id[3]["sends_email_7d"] == 0
     assert by_id[4]["sends_email_7d"] == 1
