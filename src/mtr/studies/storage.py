@@ -101,7 +101,9 @@ def fail_dead_local_trials(study: optuna.Study, host: str | None = None) -> list
         if worker_host != host or not pid.isdigit() or process_running(int(pid)):
             continue
         if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-            RetryFailedTrialCallback(max_retry=1)(study, storage.get_trial(trial._trial_id))
+            with warnings.catch_warnings():  # experimental in Optuna, as are heartbeats; it is what we want
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                RetryFailedTrialCallback(max_retry=1)(study, storage.get_trial(trial._trial_id))
             failed.append(trial.number)
     return failed
 
