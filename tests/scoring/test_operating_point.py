@@ -9,7 +9,6 @@ from mtr.scoring.operating_point import OperatingPoint
 from mtr.scoring.policy import FrequencyCap, PolicyConfig
 from mtr.scoring.weights import FusionWeights
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_weights_file_round_trips(tmp_path):
@@ -40,7 +39,7 @@ def test_weights_file_errors_name_the_field(tmp_path):
 
 def test_a_committed_weights_file_loads_and_saves_unchanged(tmp_path):
     """weights.json files written before objectives became data still load, and save to the same JSON."""
-    committed = REPO_ROOT / "experiments" / "pareto_simulator" / "weights_dr.json"
+    committed = Path(__file__).parent / "data" / "weights_before_objectives.json"  # as written by an older study
     point = OperatingPoint.load(committed, MESSAGING_OBJECTIVES)
     assert point.fusion.named(MESSAGING_OBJECTIVES)["unsubscribe"] == pytest.approx(0.2719839508265554)
     assert json.loads(point.save(tmp_path / "weights.json").read_text()) == json.loads(committed.read_text())
