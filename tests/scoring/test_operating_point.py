@@ -10,7 +10,6 @@ from mtr.scoring.policy import FrequencyCap, PolicyConfig
 from mtr.scoring.weights import FusionWeights
 
 
-
 def test_weights_file_round_trips(tmp_path):
     point = OperatingPoint(
         FusionWeights(conversion=2.0, unsubscribe=5.0, per_channel={"push": {"send_cost": 0.01}}, transform="log"),
