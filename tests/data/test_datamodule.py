@@ -55,10 +55,12 @@ def test_an_edited_schema_is_named_before_training(toy_dataset, tmp_path):
         (lambda r: r | {"channel_column": "chanel"}, "has no column 'chanel' \\(the schema's channel_column\\)"),
         (lambda r: r | {"tasks": [r["tasks"][0] | {"channel": "sms"}, *r["tasks"][1:]]}, "unknown channel 'sms'"),
     ]
+    retyped = [raw["features"][0] | {"dtype": "Float32"}, *raw["features"][1:]]
+    edits.append((lambda r: r | {"features": retyped}, "but the schema's feature says Float32"))
     misspelt = [raw["tasks"][0] | {"objective": "conversoin"}, *raw["tasks"][1:]]
     declared = [{"name": "conversion", "exists_for_none": True}]  # a schema that carries its objective table
     edits.append((lambda r: r | {"tasks": misspelt, "objectives": declared}, "\\['conversoin'\\] are not in"))
     for edit, message in edits:
         (tmp_path / "schema.json").write_text(json.dumps(edit(raw)))
         with pytest.raises(InputError, match=message):
-            MessagingDataModule(str(tmp_path)).split("train")
+            MessagingDataModule(str(tmp_path)).split("train")  # the data module or its first split says it

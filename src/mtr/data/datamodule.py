@@ -147,7 +147,8 @@ class MessagingDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
 
     def _check_columns(self) -> None:
-        """Every split file holds the schema's feature, label, mask and key columns (read from its footer)."""
+        """Every split file holds the schema's feature, label, mask and key columns, each feature with the dtype
+        the schema records (read from the files' footers)."""
         schema = self.schema
         needed = [f.name for f in schema.features] + [schema.row_id_column]
         needed += [t.label_column for t in schema.tasks] + [t.mask_column for t in schema.tasks if t.mask_column]
@@ -155,10 +156,16 @@ class MessagingDataModule(pl.LightningDataModule):
             path = schema.split_path(self.path, name)
             if not path.exists():
                 continue  # a split that is never read may be absent; one that is read says so then
-            present = set(polars.read_parquet_schema(path))
+            present = polars.read_parquet_schema(path)
             missing = [column for column in dict.fromkeys(needed) if column not in present]
             if missing:
                 raise InputError(f"table '{name}' has no column '{missing[0]}' ({path}; missing {missing[:5]})")
+            for feature in schema.features:  # the encodings were fitted on this dtype (an edited schema is not)
+                if str(present[feature.name]) != feature.dtype:
+                    raise InputError(
+                        f"table '{name}' column '{feature.name}' has dtype {present[feature.name]}, but the schema's "
+                        f"feature says {feature.dtype} ({self.path / SCHEMA_FILE})"
+                    )
 
     @property
     def fingerprint(self) -> str:
