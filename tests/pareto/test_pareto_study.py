@@ -248,3 +248,16 @@ def test_an_objective_without_labels_is_named_not_reported_as_infeasible(problem
     with pytest.raises(InputError, match=r"objectives: \['retention'\] have no logged label"):
         run_pareto(unlabelled, spec(), StudyRun(tmp_path, n_trials=4), {})
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_budget_of_zero_is_met_only_by_policies_that_surely_cause_no_event(problem, tmp_path):
+    """A negative DR estimate once made a zero budget look met; bounds of a rate stay in [0, 1], so only a policy
+    whose upper bound is 0 (one that sends nothing) is certified, and the run writes every output once."""
+    summary = run_pareto(problem, spec(constraints={"unsubscribe": 0.0}), StudyRun(tmp_path, n_trials=16), {})
+    trials = pl.read_csv(tmp_path / "trials.csv")
+    upper = (trials["est_unsubscribe"] + summary["spec"]["z"] * trials["se_unsubscribe"]).clip(0.0, 1.0)
+    assert ((upper <= 0.0) == trials["feasible"]).all()
+    point = OperatingPoint.load(tmp_path / "weights.json")
+    assert summary["chosen"]["bounds"]["unsubscribe"]["high"] == 0.0 or not summary["certified"]
+    assert point.provenance["certified"] == summary["certified"]
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "front.png").is_file()
