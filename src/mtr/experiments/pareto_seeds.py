@@ -186,7 +186,7 @@ def _spread(values: Sequence[float | None]) -> str:
     defined = sorted(v for v in values if v is not None)
     if not defined:
         return "undefined"
-    return f"min {defined[0]:.3f}, median {defined[len(defined) // 2]:.3f}, max {defined[-1]:.3f}"
+    return f"min {defined[0]:.3f}, median {float(np.median(defined)):.3f}, max {defined[-1]:.3f}"
 
 
 def runs_table(rows: Sequence[Mapping[str, Any]]) -> str:
