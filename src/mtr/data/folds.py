@@ -58,10 +58,6 @@ class UserFolds:
             raise InputError(f"table '{table}': no rows outside user fold {self.held_out} of {self.folds}")
         return kept
 
-    def evidence_rows(self, frame: pl.DataFrame, table: str) -> pl.DataFrame:
-        """The rows of the held-out fold's users: those this fold's model may be judged on."""
-        return frame.filter(pl.Series(self.of(frame, table) == self.held_out))
-
     @classmethod
     def from_dict(cls, fields: dict, source: str) -> UserFolds:
         unknown = sorted(set(fields) - {"folds", "held_out", "column", "seed"})
