@@ -55,6 +55,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("unknown limit", [*PARETO_SIM, "--out", "{tmp}/p", "--constraints", '{"retention": {"least": 0.6}}'], "constraints.retention"),
     # Scoring: the input is read and checked before the artifact is loaded.
     ("score a text file", ["score", "--artifact", "{tmp}/a", "--input", "{readme}", "--out", "{tmp}/s.parquet"], "not a readable Parquet file"),
+    ("score in batches of 0", ["score", "--artifact", "{tmp}/a", "--input", "{readme}", "--out", "{tmp}/s.parquet", "--batch_size", "0"], "batch_size: must be at least 1"),
     ("score nothing", ["score", "--artifact", "{tmp}/a", "--input", "{tmp}/none.parquet", "--out", "{tmp}/s.parquet"], "not found"),
 ]  # fmt: skip
 

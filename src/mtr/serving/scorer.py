@@ -175,6 +175,8 @@ def score_file(
 ) -> pl.DataFrame:
     """Score a candidates Parquet file; write the id columns, `p_{task}`, `score` and `action_probability` to `out`
     (atomically)."""
+    if batch_size < 1:
+        raise InputError(f"batch_size: must be at least 1 candidate per program call, got {batch_size}")
     path = Path(candidates)
     if not path.is_file():
         raise InputError(f"table '{TABLE}' not found: {path}")
