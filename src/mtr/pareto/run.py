@@ -37,6 +37,8 @@ from mtr.pareto.certify import (
 from mtr.pareto.spec import ParetoSpec
 from mtr.pareto.study import TrialRecord, completed, feasible_front, open_study, run_study, select_point
 from mtr.scoring.operating_point import WEIGHTS_FILE, OperatingPoint
+from mtr.scoring.policy import PolicyConfig
+from mtr.scoring.weights import FusionWeights
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,14 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
     study_s = time.perf_counter() - start
     records = completed(study)
     front = feasible_front(records, spec.objectives)
-    chosen, verdict = certified_choice(records, evaluator, spec, held_part, held)
-    point, re_estimate = operating_point(spec, chosen, verdict, evaluator, held_part, problem, provenance, run)
+    chosen, verdict, re_estimate = certified_choice(records, evaluator, spec, held_part, held)
+    weights, policy = operating_policy(spec, chosen, verdict, problem)
+    decision = evaluator.decide(weights, policy)
+    if not verdict.certified:  # the operating point is "send nothing": its own estimate on the held-out users
+        re_estimate = estimates_on(held_part, decision, spec.estimator)
+    point = operating_point(spec, chosen, verdict, weights, policy, re_estimate, provenance, run)
     out = Path(run.out)
     point.save(out / WEIGHTS_FILE)
-    decision = evaluator.decide(point.fusion, point.policy)
     summary = {
         "study_name": run.study_name,
         "storage": run.storage_url(),
@@ -146,9 +151,10 @@ def certified_choice(
     spec: ParetoSpec,
     held_part: LoggedFeedback,
     held: np.ndarray,
-) -> tuple[TrialRecord, Verdict]:
-    """The trial chosen among those certified on the selection part, and the verdict of its re-estimate on
-    held-out users (`mtr.pareto.certify`); with none certified, the trial closest to it and why not."""
+) -> tuple[TrialRecord, Verdict, dict[str, Estimate] | None]:
+    """The trial chosen among those certified on the selection part, the verdict of its re-estimate on held-out
+    users (`mtr.pareto.certify`) and that re-estimate; with none certified, the trial closest to it, why not,
+    and no re-estimate."""
     if not records:
         raise InputError("pareto: no trial completed (every estimate was undefined); widen the search space")
     certified = [r for r in records if r.feasible]
@@ -157,11 +163,12 @@ def certified_choice(
         n = float((~held).sum())
         needed = [opportunities_needed(_estimates(r), spec.limits, spec.z, n) / (1.0 - share) for r in records]
         closest = int(np.argmin(needed))
-        return records[closest], nothing_certified(records[closest].number, needed[closest])
+        return records[closest], nothing_certified(records[closest].number, needed[closest]), None
     chosen = select_point(certified, spec.objectives, spec.selection, spec.z)
     decision = evaluator.decide(spec.weights(chosen.params), spec.policy_config(chosen.params))
     re_estimate = estimates_on(held_part, decision, spec.estimator)
-    return chosen, held_out_verdict(chosen.number, re_estimate, spec.limits, spec.z, float(held.sum()), share)
+    verdict = held_out_verdict(chosen.number, re_estimate, spec.limits, spec.z, float(held.sum()), share)
+    return chosen, verdict, re_estimate
 
 
 def _estimates(record: TrialRecord) -> dict[str, Estimate]:
@@ -205,22 +212,28 @@ def _oracle_summary(
     return summary
 
 
+def operating_policy(
+    spec: ParetoSpec, chosen: TrialRecord, verdict: Verdict, problem: LoggedProblem
+) -> tuple[FusionWeights, PolicyConfig]:
+    """The operating point's fusion weights (every objective named) and policy: the certified trial's, or
+    "send nothing" when none is certified."""
+    params = chosen.params if verdict.certified else {}
+    policy = spec.policy_config(params) if verdict.certified else SEND_NOTHING
+    return spec.weights(params).resolved(problem.inputs.objectives), policy
+
+
 def operating_point(
     spec: ParetoSpec,
     chosen: TrialRecord,
     verdict: Verdict,
-    evaluator: PolicyEvaluator,
-    held_part: LoggedFeedback,
-    problem: LoggedProblem,
+    weights: FusionWeights,
+    policy: PolicyConfig,
+    re_estimate: dict[str, Estimate],
     provenance: dict,
     run: StudyRun,
-) -> tuple[OperatingPoint, dict[str, Estimate]]:
-    """What weights.json records: the certified trial, or "send nothing" when none is certified; its estimates are
-    the re-estimate on held-out users, returned too (the summary reports its intervals)."""
-    params = chosen.params if verdict.certified else {}
-    weights = spec.weights(params).resolved(problem.inputs.objectives)
-    policy = spec.policy_config(params) if verdict.certified else SEND_NOTHING
-    re_estimate = estimates_on(held_part, evaluator.decide(weights, policy), spec.estimator)
+) -> OperatingPoint:
+    """What weights.json records: the operating policy (`operating_policy`) with its re-estimate on held-out users
+    and the study's provenance."""
     point = OperatingPoint(
         fusion=weights,
         policy=policy,
@@ -238,7 +251,7 @@ def operating_point(
             "verdict": verdict.reason,
         },
     )
-    return point, re_estimate
+    return point
 
 
 def records_frame(records: list[TrialRecord], chosen: TrialRecord, front: list[TrialRecord]) -> pl.DataFrame:
