@@ -126,11 +126,11 @@ def remove_orphans(out: Path) -> None:
 def process_running(pid: int) -> bool:
     """Whether a process of this machine with `pid` exists."""
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0 checks only; PermissionError (someone else's process) means it exists
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process
-        return True
+    except PermissionError:
+        pass
     return True
 
 

@@ -84,8 +84,10 @@ def _fill(arg: str, places: dict[str, str]) -> str:
 
 def test_a_rerun_replaces_its_own_output_and_overwrite_replaces_a_foreign_one(events: Path, tmp_path: Path) -> None:
     assert (events / OUTPUT_MARKER).is_file()
+    before = snapshot(events)
     simulate(events, "--seed", "2")  # its own earlier output: replaced without a word
-    assert "meta.json" in snapshot(events)
+    after = snapshot(events)
+    assert after["opportunities.parquet"] != before["opportunities.parquet"] and set(after) == set(before)
     user = user_folder(tmp_path)
     simulate(user, "--overwrite", "true")
     assert "thesis.txt" not in snapshot(user) and "meta.json" in snapshot(user)

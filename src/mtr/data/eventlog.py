@@ -51,8 +51,12 @@ class EventLog:
 
 def event_log_fingerprint(folder: Path | str) -> str:
     """The fingerprint of an event-log folder, as `mtr build-dataset` records it in a dataset's schema."""
-    folder = Path(folder)
-    return files_fingerprint({**{t: folder / f"{t}.parquet" for t in EVENT_TABLES}, "meta": folder / META_FILE})
+    return files_fingerprint({**table_paths(Path(folder)), "meta": Path(folder) / META_FILE})
+
+
+def table_paths(folder: Path) -> dict[str, Path]:
+    """Each table of the event-log contract and its Parquet file in `folder`."""
+    return {table: folder / f"{table}.parquet" for table in EVENT_TABLES}
 
 
 def open_event_log(folder: Path | str) -> EventLog:
@@ -66,7 +70,7 @@ def open_event_log(folder: Path | str) -> EventLog:
     if not folder.is_dir():
         raise InputError(f"event-log folder not found: {folder}")
     log_start, log_end = read_meta(folder)
-    paths = {table: folder / f"{table}.parquet" for table in EVENT_TABLES}
+    paths = table_paths(folder)
     tables = {table: _scan_utc(paths[table], table) for table in EVENT_TABLES}
     log = EventLog(folder, log_start, log_end, tables, paths)
     _check_tables(log)
@@ -134,9 +138,9 @@ def raise_first(table: str, frame: pl.LazyFrame, checks: list[Check]) -> None:
             raise InputError(f"table '{table}' column '{column}': {count} row(s) {problem} (first: {example})")
 
 
-def _require_rows(table: str, frame: pl.LazyFrame) -> None:
+def _require_rows(table: str, frame: pl.LazyFrame, why: str) -> None:
     if frame.select(pl.len()).collect().item() == 0:
-        raise InputError(f"table '{table}' is empty: nothing to build a dataset from")
+        raise InputError(f"table '{table}' is empty: {why}")
 
 
 def _unknown_channel(column: str, allowed: tuple[str, ...]) -> Check:
@@ -163,12 +167,11 @@ def _check_tables(log: EventLog) -> None:
     """The whole-table checks: non-empty logs, channels, keys, and timestamp order within a row."""
     tables = log.tables
     for table in ("users", "opportunities"):
-        _require_rows(table, tables[table])
+        _require_rows(table, tables[table], "nothing to build a dataset from")
     # A log with sends has engagements, conversions and activity: an empty table is an export that went wrong,
     # and would silently label every row 0 (unsubscribes, rare, may be empty).
     for table in ("engagements", "conversions", "activity"):
-        if tables[table].select(pl.len()).collect().item() == 0:
-            raise InputError(f"table '{table}' is empty: every label built from it would be 0; check the export")
+        _require_rows(table, tables[table], "every label built from it would be 0; check the export")
     send = pl.col("channel") != NO_SEND
     outside = (pl.col("ts") < log.log_start) | (pl.col("ts") >= log.log_end)
     raise_first(

@@ -22,7 +22,6 @@ import polars as pl
 
 from mtr.errors import InputError
 from mtr.io import atomic_write_bytes
-from mtr.models.checkpoint import load_trained_model
 from mtr.objectives import Objective
 from mtr.ope.dataset_feedback import dataset_feedback, logged_rewards
 from mtr.ope.logged_feedback import LoggedFeedback, binary_rewards
@@ -53,11 +52,17 @@ class LoggedProblem:
 def split_rows(dataset: Path, split: str) -> tuple[pl.DataFrame, DatasetSchema]:
     """The rows of one split, or of several ("train,validation"), of a dataset folder and its schema."""
     schema = DatasetSchema.load(dataset)
+    names = checked_splits(schema, dataset, split)
+    return pl.concat([pl.read_parquet(schema.split_path(dataset, name)) for name in names]), schema
+
+
+def checked_splits(schema: DatasetSchema, dataset: Path, split: str) -> list[str]:
+    """The names in `split`, each a split of the dataset."""
     names = split_names(split)
     unknown = [name for name in names if name not in schema.splits]
     if unknown:
         raise InputError(f"split: dataset {dataset} has splits {list(schema.splits)}, not {unknown}")
-    return pl.concat([pl.read_parquet(schema.split_path(dataset, name)) for name in names]), schema
+    return names
 
 
 def split_names(split: str) -> list[str]:
@@ -82,7 +87,7 @@ def scored_by(
     """
     predicted, schema = None, None
     for scorer in scorers:
-        model, schema = load_trained_model(scorer.run, str(scorer.checkpoint))
+        model, schema = scorer.model
         mine = scorer.rows(rows, table)
         if not mine.any():
             raise InputError(f"{table}: no rows of the users that run {scorer.run} may be judged on")
@@ -129,7 +134,8 @@ def simulator_problem(scorers: Sequence[Scorer], dataset: Path, events: Path, sp
     """The simulator's candidates at the split's opportunities, scored by the model(s) and by the oracle."""
     rows, _ = split_rows(dataset, split)
     _, problem = simulator_scored(scorers, rows, events, table=f"split {split}")
-    problem.description = {"candidates": "simulator", "split": split, **_scorer_counts(scorers), **problem.description}
+    described = {"candidates": "simulator", "split": split, "scoring_models": len(scorers)}
+    problem.description = {**described, **problem.description}
     return problem
 
 
@@ -162,14 +168,9 @@ def arm_problem(scorers: Sequence[Scorer], dataset: Path, split: str) -> LoggedP
         groups, logged_index, propensity, rewards, mask, predicted, schema.objective_names, binary
     ).with_send_volume()
     arms_named = "arms: " + ", ".join(arms[action].to_list())
-    described = {"candidates": arms_named, "split": split, **_scorer_counts(scorers), "opportunities": g}
+    described = {"candidates": arms_named, "split": split, "scoring_models": len(scorers), "opportunities": g}
     inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
     return LoggedProblem(inputs, feedback, None, described)
-
-
-def _scorer_counts(scorers: Sequence[Scorer]) -> dict[str, int]:
-    """How the rows were scored, for the summary: the number of cross-fitted fold models (1: one model)."""
-    return {"scoring_models": len(scorers)}
 
 
 def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -> LoggedProblem:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import yaml
+from torch import nn
 
 from mtr.data.datamodule import dataset_fingerprint
 from mtr.data.folds import UserFolds
 from mtr.errors import InputError
-from mtr.models.checkpoint import checkpoint_path
+from mtr.models.checkpoint import checkpoint_path, load_trained_model
+from mtr.schema import DatasetSchema
 
 TRAIN = "train"
 
@@ -32,6 +35,11 @@ class Scorer:
     run: Path
     checkpoint: Path
     folds: UserFolds | None
+
+    @cached_property
+    def model(self) -> tuple[nn.Module, DatasetSchema]:
+        """The trained model and its schema, loaded once however many candidate sets it scores."""
+        return load_trained_model(self.run, str(self.checkpoint))
 
     def rows(self, frame: pl.DataFrame, table: str) -> np.ndarray:
         """[rows] True for the rows this model may be judged on."""
@@ -66,7 +74,7 @@ def load_scorers(runs: Sequence[Path], checkpoint: str, splits: Sequence[str]) -
     return sorted(scorers, key=lambda s: s.folds.held_out)
 
 
-def check_trained_on(scorers: Sequence[Scorer], dataset: Path) -> None:
+def check_trained_on(scorers: Sequence[Scorer], dataset: Path, schema: DatasetSchema | None = None) -> None:
     """Every run was trained on `dataset` (its run_info.json's data fingerprint): a model of another dataset
     scores these rows with features it never learnt, and its estimates would be silently wrong."""
     fingerprint = None
@@ -75,7 +83,7 @@ def check_trained_on(scorers: Sequence[Scorer], dataset: Path) -> None:
         if not info.is_file():
             continue  # a run from before run_info.json: nothing to compare
         trained_on = json.loads(info.read_text()).get("data_fingerprint")
-        fingerprint = fingerprint or dataset_fingerprint(dataset)
+        fingerprint = fingerprint or dataset_fingerprint(dataset, schema)
         if trained_on is not None and trained_on != fingerprint:
             raise InputError(
                 f"run {scorer.run} was trained on another dataset (data fingerprint {trained_on[:12]}), not on "

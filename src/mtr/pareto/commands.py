@@ -94,7 +94,14 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
         events: the simulator's events folder, or None for the dataset's arms.
     """
     from mtr.io import mark_output_dir
-    from mtr.ope.problem import arm_problem, cached_problem, file_stamp, simulator_problem, split_names
+    from mtr.ope.problem import (
+        arm_problem,
+        cached_problem,
+        checked_splits,
+        file_stamp,
+        simulator_problem,
+        split_names,
+    )
     from mtr.ope.scorers import check_trained_on, load_scorers
     from mtr.schema import DatasetSchema
 
@@ -103,10 +110,8 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
     names = split_names(split)
     scorers = load_scorers([Path(r) for r in runs], inputs["checkpoint"], names)
     schema = DatasetSchema.load(dataset)
-    check_trained_on(scorers, dataset)
-    unknown = [name for name in names if name not in schema.splits]
-    if unknown:
-        raise InputError(f"split: dataset {dataset} has splits {list(schema.splits)}, not {unknown}")
+    check_trained_on(scorers, dataset, schema)
+    checked_splits(schema, dataset, split)
     if events is not None:
         check_events_of(dataset, schema, Path(events))
     key = {

@@ -102,7 +102,7 @@ def run_pareto(problem: LoggedProblem, spec: ParetoSpec, run: StudyRun, provenan
         "trials_run_here": ran,
         "trials_feasible": sum(r.feasible for r in records),
         "front_size": len(front),
-        "chosen_trial": chosen.number if chosen is not None else None,
+        "chosen_trial": chosen.number,
         "certified": verdict.certified,
         "verdict": verdict.reason,
         "opportunities_needed": verdict.opportunities_needed,

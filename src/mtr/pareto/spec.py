@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import optuna
@@ -130,9 +131,9 @@ class ParetoSpec:
         self.weights({})  # fixed fields are checked by FusionWeights itself
         self.policy_config({})
 
-    @property
+    @cached_property
     def limits(self) -> Limits:
-        """The constraints as budgets and floors."""
+        """The constraints as budgets and floors (parsed once: every trial reads them)."""
         return Limits.parse(self.constraints)
 
     def space(self) -> tuple[Param, ...]:

@@ -87,15 +87,14 @@ def derived_seed(seed: int, *parts: int) -> int:
     return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
 
 
-def fail_dead_local_trials(study: optuna.Study, host: str | None = None) -> list[int]:
+def fail_dead_local_trials(study: optuna.Study) -> None:
     """Fail (and re-queue once, as a stale heartbeat would) the RUNNING trials whose worker, recorded as the
-    user attribute "worker" = host:pid, ran on this machine and is gone; returns their numbers.
+    user attribute "worker" = host:pid (`mtr.tuning.worker.worker_id`), ran on this machine and is gone.
 
     A worker killed on this machine is known dead at once, so a restart does not wait GRACE_S for its heartbeat
     to go stale; a worker on another machine is judged by its heartbeat alone.
     """
-    host = host or socket.gethostname()
-    storage, failed = study._storage, []
+    host, storage = socket.gethostname(), study._storage
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
         if worker_host != host or not pid.isdigit() or process_running(int(pid)):
@@ -104,8 +103,6 @@ def fail_dead_local_trials(study: optuna.Study, host: str | None = None) -> list
             with warnings.catch_warnings():  # experimental in Optuna, as are heartbeats; it is what we want
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 RetryFailedTrialCallback(max_retry=1)(study, storage.get_trial(trial._trial_id))
-            failed.append(trial.number)
-    return failed
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

@@ -122,11 +122,14 @@ def run_sweep(sweep: Sweep, workers: int) -> dict[str, Any]:
         summary = write_summary(study, sweep.storage, sweep.root / "summary")
     best = summary["best"]
     print(f"trials by state: {summary['n_trials']}; summary in {sweep.root / 'summary'}")
+    from mtr.studies.storage import GRACE_S
+
     running = summary["n_trials"].get("RUNNING", 0)
     if running:  # trials of workers elsewhere (a killed local worker's trial is re-run at once)
         print(
-            f"the study is not complete: {running} trial(s) still RUNNING in other workers; it completes when they "
-            "finish, or, if they were killed, when this command runs again after their heartbeat goes stale (120 s)"
+            f"the study is not complete: {running} trial(s) still RUNNING in other workers; it completes when they"
+            " finish, or, if they were killed, when this command runs again after their heartbeat goes stale"
+            f" ({GRACE_S} s)"
         )
     if best is None:
         print("no trial has completed yet")

@@ -13,16 +13,14 @@ from pathlib import Path
 import polars as pl
 
 from mtr.data.adapters.output import (
-    PREPARE,
     SPLIT_COLUMN,
     PreparedData,
     Transform,
+    prepare,
     random_order,
     with_split,
-    write_prepared,
 )
-from mtr.data.adapters.source import dataset_source, read_csv_table
-from mtr.io import check_output_dir
+from mtr.data.adapters.source import read_csv_table
 from mtr.schema import TaskSpec
 
 FOLDER = "census_income_kdd"
@@ -117,6 +115,4 @@ def prepare_census(out: Path, source: Path | None = None, seed: int = 0, overwri
         seed: seed of the random 1:1 cut of the test file into validation and test.
         overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
-    folder = dataset_source(source, FOLDER)
-    check_output_dir(out, PREPARE, overwrite, [folder])
-    write_prepared(out, build_census(folder, seed), overwrite)
+    prepare(out, source, FOLDER, lambda folder: build_census(folder, seed), overwrite)

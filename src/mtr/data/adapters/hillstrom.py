@@ -11,10 +11,9 @@ from pathlib import Path
 
 import polars as pl
 
-from mtr.data.adapters.output import PREPARE, SPLIT_COLUMN, PreparedData, random_order, with_split, write_prepared
-from mtr.data.adapters.source import dataset_source, read_csv_table
+from mtr.data.adapters.output import SPLIT_COLUMN, PreparedData, prepare, random_order, with_split
+from mtr.data.adapters.source import read_csv_table
 from mtr.errors import InputError
-from mtr.io import check_output_dir
 from mtr.schema import NO_SEND, TaskSpec
 
 FOLDER = "hillstrom"
@@ -110,6 +109,4 @@ def prepare_hillstrom(out: Path, source: Path | None = None, seed: int = 0, over
         seed: seed of the random 70/15/15 split, stratified by arm.
         overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
-    folder = dataset_source(source, FOLDER)
-    check_output_dir(out, PREPARE, overwrite, [folder])
-    write_prepared(out, build_hillstrom(folder, seed), overwrite)
+    prepare(out, source, FOLDER, lambda folder: build_hillstrom(folder, seed), overwrite)

@@ -13,10 +13,9 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from mtr.data.adapters.output import PREPARE, SPLIT_COLUMN, PreparedData, with_split, write_prepared
-from mtr.data.adapters.source import dataset_source, read_csv_table
+from mtr.data.adapters.output import SPLIT_COLUMN, PreparedData, prepare, with_split
+from mtr.data.adapters.source import read_csv_table
 from mtr.errors import InputError
-from mtr.io import check_output_dir
 from mtr.schema import TaskSpec
 from mtr.tables import require_rows
 
@@ -132,6 +131,4 @@ def prepare_open_bandit(
         campaign: "all", "men" or "women".
         overwrite: replace `out` even when it is not an earlier `mtr data prepare` output (never the source).
     """
-    folder = dataset_source(source, FOLDER)
-    check_output_dir(out, PREPARE, overwrite, [folder])
-    write_prepared(out, build_open_bandit(folder, campaign), overwrite)
+    prepare(out, source, FOLDER, lambda folder: build_open_bandit(folder, campaign), overwrite)

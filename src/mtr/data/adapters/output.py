@@ -6,7 +6,7 @@ An adapter builds one `PreparedData` (all rows, a `split` column, raw feature va
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,9 +14,10 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from mtr.data.adapters.source import dataset_source
 from mtr.data.preprocess import fit_features
 from mtr.errors import InputError
-from mtr.io import atomic_output_dir, sha256_file
+from mtr.io import atomic_output_dir, check_output_dir, sha256_file
 from mtr.schema import SPLITS, DatasetSchema, TaskSpec
 
 SPLIT_COLUMN = "split"
@@ -124,6 +125,16 @@ def check_published(hashes: Mapping[Path, str], source_root: Path) -> None:
                     f"source file {path}: its SHA-256 {digest[:12]}... is not the published {expected[:12]}... of "
                     f"{sums} (a cut or edited copy?); restore the file, or prepare a copy kept outside that folder"
                 )
+
+
+def prepare(
+    out: Path, source: Path | None, folder: str, build: Callable[[Path], PreparedData], overwrite: bool
+) -> DatasetSchema:
+    """`mtr data prepare`: the source folder (`dataset_source`), `out` checked before the build (never the
+    source), then the built data written."""
+    root = dataset_source(source, folder)
+    check_output_dir(out, PREPARE, overwrite, [root])
+    return write_prepared(out, build(root), overwrite)
 
 
 def write_prepared(out: Path, data: PreparedData, overwrite: bool = False) -> DatasetSchema:
