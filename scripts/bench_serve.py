@@ -25,7 +25,7 @@ import torch
 from mtr.models.checkpoint import load_trained_model
 from mtr.scoring.operating_point import OperatingPoint
 from mtr.scoring.policy import PolicyConfig
-from mtr.scoring.requests import simulator_requests
+from mtr.scoring.requests import logged_requests
 from mtr.scoring.weights import FusionWeights
 from mtr.serving.export import export_artifact
 from mtr.serving.program import ScoringProgram
@@ -89,7 +89,7 @@ def main() -> None:
         runtimes = {"eager PyTorch": ScoringProgram(model, schema, OperatingPoint.load(weights).fusion)} | runtimes
 
         # About 33 candidates per simulated opportunity; the cut keeps every opportunity's "none" (it comes first).
-        frame = simulator_requests(args.events, args.dataset, "test", 1 + args.total // 20).head(args.total)
+        frame = logged_requests(args.dataset, "test", 1 + args.total // 20, args.events).head(args.total)
         request_rows = frame.head(args.request)
         prep = np.array([_timed(lambda: scorer.inputs(request_rows)) for _ in range(50)])
         inputs = scorer.inputs(frame)

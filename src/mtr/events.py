@@ -1,7 +1,10 @@
 """The raw event-log contract: the tables `mtr simulate` writes and `mtr build-dataset` reads.
 
 A real platform's export becomes usable by writing these tables. All timestamps are
-`Datetime("us", "UTC")`; `meta.json` gives the observation window `[log_start, log_end)`.
+`Datetime("us", "UTC")`; `meta.json` gives the observation window `[log_start, log_end)`. The contract names
+keys, times and actions only: a platform's own attributes (a user's language, a message's campaign) are
+further columns, and a feature config (`mtr.data.feature_config`) declares which of them are features.
+The optional `candidates` table lists every action that was possible at each decision.
 """
 
 from __future__ import annotations
@@ -15,22 +18,15 @@ META_FILE = "meta.json"
 
 # table -> column -> dtype. Extra columns are allowed and ignored.
 EVENT_TABLES: dict[str, dict[str, DtypeSpec]] = {
-    # One row per user, with observed attributes only (latent traits live in the simulator's truth/).
+    # One row per user, with observed attributes (the simulator's: country, platform, plan, age_bucket).
     "users": {
         "user_id": pl.Int64,
         "signup_ts": pl.Datetime,
-        "country": pl.String,
-        "platform": pl.String,  # ios / android / web
-        "plan": pl.String,  # free / trial / premium
-        "age_bucket": pl.String,
     },
-    # The message catalog: templates and the channels each may use.
+    # The message catalog: templates and the channels each may use, with their attributes (the simulator's:
+    # message_type, topic, has_discount, headline_length).
     "messages": {
         "message_id": pl.Int64,
-        "message_type": pl.String,  # upsell_offer / content_recommendation / reminder / product_news
-        "topic": pl.String,
-        "has_discount": pl.Boolean,
-        "headline_length": pl.Int32,
         "channels": pl.List,  # list of channel names
     },
     # Every sending opportunity (a decision), including "send nothing".
@@ -72,4 +68,15 @@ EVENT_TABLES: dict[str, dict[str, DtypeSpec]] = {
         "date": pl.Date,
         "sessions": pl.Int32,
     },
+}
+
+# Optional: every action that was possible at each decision, "none" included, with the logging policy's
+# probability of each (null where the logger does not know it). The taken action is one of them.
+CANDIDATES_TABLE = "candidates"
+CANDIDATE_COLUMNS: dict[str, DtypeSpec] = {
+    "opportunity_id": pl.Int64,
+    "message_id": pl.Int64,  # null for "none"
+    "channel": pl.String,  # push / email / in_app / none
+    "hour": pl.Int32,  # null for "none"
+    "propensity": pl.Float64,
 }

@@ -38,6 +38,9 @@ class FeatureSpec:
         mean: dense only; subtracted after the transform (fitted on the train split).
         std: dense only; divides after subtracting the mean.
         description: what the feature means, for people reading the schema.
+        source: where the raw value comes from in an event-log dataset: "users", "messages" or "opportunities"
+            (a declared attribute), "action", "standing" or "history" (`mtr.data.feature_config`); a candidate
+            action brings its own "action" and "messages" values. Empty for other datasets.
     """
 
     name: str
@@ -48,6 +51,7 @@ class FeatureSpec:
     mean: float = 0.0
     std: float = 1.0
     description: str = ""
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in ("sparse", "dense"):

@@ -48,7 +48,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("zero trials", [*PARETO_SIM, "--out", "{tmp}/p", "--n_trials", "0"], "n_trials: a study needs at least 1"),
     ("unknown split", [*PARETO_SIM, "--out", "{tmp}/p", "--split", "validation,tests"], "not ['tests']"),
     ("train with one model", [*PARETO_SIM, "--out", "{tmp}/p", "--split", "train"], "learnt from every user's 'train'"),
-    ("events of no simulation", [*PARETO, "--events", "{run}", "--out", "{tmp}/p"], "not a folder written by `mtr simulate`"),
+    ("events of no event log", [*PARETO, "--events", "{run}", "--out", "{tmp}/p"], "is not an event-log folder"),
     ("study into its dataset", [*PARETO_SIM, "--out", "{dataset}"], "overlaps the input"),
     ("events of another simulation", [*PARETO, "--events", "{other_events}", "--out", "{tmp}/p"], "built from another event log"),
     ("floor over cap", [*PARETO_SIM, "--out", "{tmp}/p", "--constraints", FLOOR_OVER_CAP], "min 0.7 is above max 0.6"),

@@ -29,7 +29,8 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path) -> None:
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         main([*args, "--seed", seed, "--out", str(tmp_path / name)])
     first, again, other = (fingerprints(tmp_path / name) for name in "abc")
-    assert len(first) == len(EVENT_TABLES) + 1 + 4 + 1  # tables, meta.json, truth/*, the output marker
+    assert len(first) == len(EVENT_TABLES) + 1 + 1 + 4 + 1  # tables, candidates, meta.json, truth/*, the marker
+    assert first["candidates.parquet"] != other["candidates.parquet"]
     assert first == again, [k for k in first if first[k] != again[k]]
     assert first["opportunities.parquet"] != other["opportunities.parquet"]
     assert first["conversions.parquet"] != other["conversions.parquet"]

@@ -11,14 +11,17 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from mtr.data.asof import KEY
+from mtr.data.candidates import candidates_path, dataset_candidates, open_candidates
 from mtr.data.eventlog import EventLog, open_event_log, raise_first
-from mtr.data.features import DENSE_FEATURES, DESCRIPTIONS, SPARSE_FEATURES, opportunity_features
+from mtr.data.feature_config import SIMULATOR_FEATURES, FeatureConfig
+from mtr.data.features import opportunity_features
 from mtr.data.labels import (
     VALUE_COLUMN,
     ObservedUntil,
@@ -30,6 +33,7 @@ from mtr.data.preprocess import fit_features
 from mtr.data.split_rates import split_report
 from mtr.data.splits import SplitPlan, decisions_end, plan_splits
 from mtr.errors import InputError
+from mtr.events import EVENT_TABLES
 from mtr.io import atomic_output_dir, check_output_dir
 from mtr.objectives import MESSAGING_OBJECTIVES, Objective
 from mtr.schema import NO_SEND, SPLITS, DatasetSchema, messaging_tasks
@@ -102,21 +106,26 @@ def build_dataset_from_events(
     config: BuildConfig | None = None,
     objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
     overwrite: bool = False,
+    features: FeatureConfig = SIMULATOR_FEATURES,
 ) -> DatasetSchema:
     """Build `out/{train,validation,test}.parquet` and `out/schema.json` from the event log in `events`.
 
     Nothing is left in `out` if the build fails; an existing `out` is replaced only when it is an earlier
     build's (or with `overwrite`), never when it overlaps `events` (`mtr.io.check_output_dir`). `objectives`
     is the objective table: one label per objective (by its `label_rule`), tasks on every channel (and "none"
-    where it exists without a send), and the table saved in schema.json.
+    where it exists without a send), and the table saved in schema.json. `features` declares the log's feature
+    columns (`mtr.data.feature_config`); schema.json records them resolved, with their encodings.
 
     Returns:
-        The saved schema; its metadata holds row counts, rates per task and split, the split days and
-        the split rule (horizon, embargo, days left out).
+        The saved schema; its metadata holds row counts, rates per task and split, the split days, the split
+        rule (horizon, embargo, days left out), the feature config and the events dropped (engagements of sends
+        made before the log starts).
     """
     config = config or BuildConfig()
     check_output_dir(out, "build-dataset", overwrite, [events])
-    log = open_event_log(events)
+    log = open_event_log(events, features)
+    dropped = earlier_send_engagements(log)
+    candidates = open_candidates(log)
     opportunities = log.tables["opportunities"]
     observed = ObservedUntil(log.log_end, decisions_end(opportunities, log.log_end))
     plan = plan_splits(
@@ -140,21 +149,32 @@ def build_dataset_from_events(
         objectives=tuple(objectives),
     )
     with atomic_output_dir(out, "build-dataset", overwrite, [events]) as folder:
-        _write_splits(log, config, observed, plan, schema, folder)
-        train = _fit_sample(schema.split_path(folder, "train"), config.fit_rows)
-        features = fit_features(train, SPARSE_FEATURES, DENSE_FEATURES, DESCRIPTIONS)
-        schema = replace(schema, features=features, metadata=_metadata(log, config, observed, plan, schema, folder))
+        _write_splits(log, config, features, observed, plan, schema, folder)
+        train = _fit_sample(schema.split_path(folder, "train"), features, config.fit_rows)
+        specs = fit_features(train, features.sparse, features.dense, features.descriptions, sources=features.sources)
+        metadata = _metadata(log, config, observed, plan, schema, folder) | {
+            "features": features.to_dict(),
+            "dropped": {"engagements_of_earlier_sends": dropped},
+            "candidates": _write_candidates(log, candidates, features, schema, folder),
+        }
+        schema = replace(schema, features=specs, metadata=metadata)
         schema.save(folder)
     return schema
 
 
 def _write_splits(
-    log: EventLog, config: BuildConfig, observed: ObservedUntil, plan: SplitPlan, schema: DatasetSchema, folder: Path
+    log: EventLog,
+    config: BuildConfig,
+    features: FeatureConfig,
+    observed: ObservedUntil,
+    plan: SplitPlan,
+    schema: DatasetSchema,
+    folder: Path,
 ) -> None:
     """Build partition after partition into part files, then stream the parts into one file per split."""
     work = folder / "_work"
     for index, tables in enumerate(partitioned_tables(log, config.partitions, work / "tables")):
-        frame = build_partition(tables, observed, config, plan.expr(), schema.objective_table)
+        frame = build_partition(tables, observed, config, plan.expr(), schema.objective_table, features, log.log_start)
         for name in SPLITS:
             part = work / "parts" / name / f"{index:05d}.parquet"
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -187,22 +207,35 @@ def build_partition(
     config: BuildConfig,
     split: pl.Expr,
     objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
+    features: FeatureConfig = SIMULATOR_FEATURES,
+    log_start: datetime | None = None,
 ) -> pl.DataFrame:
     """Context, features, labels and masks of one partition's opportunities, with a `split` column (rows
-    in no split, immature or in an embargo gap, are dropped after their history has served the others)."""
+    in no split, immature or in an embargo gap, are dropped after their history has served the others).
+
+    Engagements of sends that the log does not hold (made before it starts) are left out here; the build
+    counts them first (`earlier_send_engagements`). `log_start` defaults to the first decision."""
     opportunities = tables["opportunities"]
-    _check_engagements(opportunities, tables["engagements"])
-    events = {name: tables[name] for name in ("engagements", "conversions", "unsubscribes", "activity")}
+    engagements = tables["engagements"].join(opportunities.select(KEY), on=KEY, how="semi")
+    _check_engagements(opportunities, engagements)
+    events = {
+        "engagements": engagements,
+        **{name: tables[name] for name in ("conversions", "unsubscribes", "activity")},
+    }
+    if log_start is None:
+        log_start = opportunities.select(pl.col("ts").min()).collect().item()
     features = opportunity_features(
         opportunities,
-        tables["users"].select("user_id", "signup_ts", "country", "platform", "plan", "age_bucket"),
-        tables["messages"].select("message_id", "message_type", "topic", "has_discount"),
+        tables["users"],
+        tables["messages"],
         **events,
+        config=features,
+        log_start=log_start,
         days_since_cap=config.days_since_cap,
     )
     labels = label_opportunities(opportunities, **events, observed=observed, objectives=objectives)
     action = pl.format("{}:{}:{}", "message_id", "channel", "hour")
-    context = opportunities.with_columns(
+    context = opportunities.select(*EVENT_TABLES["opportunities"]).with_columns(
         row_id=pl.col(KEY),
         action=pl.when(pl.col("channel") == NO_SEND).then(pl.lit(NO_SEND)).otherwise(action),
         split=split,
@@ -229,14 +262,46 @@ def _check_engagements(opportunities: pl.LazyFrame, engagements: pl.LazyFrame) -
     )
 
 
-def _fit_sample(train_path: Path, fit_rows: int) -> pl.DataFrame:
+def _write_candidates(
+    log: EventLog, candidates: pl.LazyFrame | None, features: FeatureConfig, schema: DatasetSchema, folder: Path
+) -> int | None:
+    """Write the candidates of every split row into the dataset folder; their count (None: the log has none)."""
+    if candidates is None:
+        return None
+    rows = pl.concat([pl.scan_parquet(schema.split_path(folder, name)).select("row_id") for name in SPLITS])
+    dataset_candidates(candidates, rows, log.tables["messages"], features.messages.columns).sink_parquet(
+        candidates_path(folder)
+    )
+    return pl.scan_parquet(candidates_path(folder)).select(pl.len()).collect().item()
+
+
+def earlier_send_engagements(log: EventLog) -> int:
+    """How many engagements refer to no opportunity of the log: a log that starts mid-stream has engagements of
+    sends made before it. An engagement whose opportunity exists but belongs to another user is an error."""
+    opportunities = log.tables["opportunities"].select(KEY, pl.col("user_id").alias("user_of_send"))
+    matched = log.tables["engagements"].join(opportunities, on=KEY, how="left")
+    raise_first(
+        "engagements",
+        matched,
+        [
+            (
+                "user_id",
+                pl.col("user_of_send").is_not_null() & (pl.col("user_id") != pl.col("user_of_send")),
+                "refer to another user's opportunity in table 'opportunities'",
+            )
+        ],
+    )
+    return matched.select(pl.col("user_of_send").is_null().sum()).collect().item()
+
+
+def _fit_sample(train_path: Path, features: FeatureConfig, fit_rows: int) -> pl.DataFrame:
     """The train split's feature columns, hash-sampled by row_id down to about `fit_rows` rows."""
     train = pl.scan_parquet(train_path)
     rows = train.select(pl.len()).collect().item()
     if rows == 0:
         raise InputError("the train split is empty: no opportunities in the earliest days")
     sampled = train.filter(pl.col("row_id").hash(seed=0) % rows < fit_rows) if rows > fit_rows else train
-    return sampled.select(*SPARSE_FEATURES, *DENSE_FEATURES).collect()
+    return sampled.select(*features.sparse, *features.dense).collect()
 
 
 def _metadata(

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import polars as pl
 
+from mtr.data.feature_config import ATTRIBUTE_TABLES, SIMULATOR_FEATURES, FeatureConfig, TableFeatures
+from mtr.data.preprocess import SPARSE_RAW_DTYPES
 from mtr.errors import InputError
-from mtr.events import EVENT_TABLES, META_FILE, TIMESTAMP
+from mtr.events import CANDIDATES_TABLE, EVENT_TABLES, META_FILE, TIMESTAMP
 from mtr.io import files_fingerprint
 from mtr.schema import CHANNELS, NO_SEND
-from mtr.tables import scan_table
+from mtr.tables import NUMERIC, DtypeSpec, check_columns, scan_table
 
 # A check: (column, expression true on the bad rows, what is wrong with those rows).
 Check = tuple[str, pl.Expr, str]
@@ -50,8 +52,12 @@ class EventLog:
 
 
 def event_log_fingerprint(folder: Path | str) -> str:
-    """The fingerprint of an event-log folder, as `mtr build-dataset` records it in a dataset's schema."""
-    return files_fingerprint({**table_paths(Path(folder)), "meta": Path(folder) / META_FILE})
+    """The fingerprint of an event-log folder, as `mtr build-dataset` records it in a dataset's schema (the
+    optional candidate table included where the log has one)."""
+    folder = Path(folder)
+    candidates = folder / f"{CANDIDATES_TABLE}.parquet"
+    optional = {CANDIDATES_TABLE: candidates} if candidates.exists() else {}
+    return files_fingerprint({**table_paths(folder), **optional, "meta": folder / META_FILE})
 
 
 def table_paths(folder: Path) -> dict[str, Path]:
@@ -59,19 +65,24 @@ def table_paths(folder: Path) -> dict[str, Path]:
     return {table: folder / f"{table}.parquet" for table in EVENT_TABLES}
 
 
-def open_event_log(folder: Path | str) -> EventLog:
+def open_event_log(folder: Path | str, features: FeatureConfig = SIMULATOR_FEATURES) -> EventLog:
     """Read meta.json, scan every table of the contract and run the whole-table checks.
 
+    Args:
+        folder: the event-log folder.
+        features: the declared features; their attribute columns are kept beside the contract's.
+
     Raises:
-        InputError: meta.json missing or broken, a table or column missing, a wrong dtype, an empty
-            table, an unknown channel, or timestamps out of order.
+        InputError: meta.json missing or broken, a table or column missing (a declared feature's included,
+            named with its config field), a wrong dtype, an empty table, an unknown channel, or timestamps out
+            of order.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"event-log folder not found: {folder}")
     log_start, log_end = read_meta(folder)
     paths = table_paths(folder)
-    tables = {table: _scan_utc(paths[table], table) for table in EVENT_TABLES}
+    tables = {table: _scan_utc(paths[table], table, features) for table in EVENT_TABLES}
     log = EventLog(folder, log_start, log_end, tables, paths)
     _check_tables(log)
     return log
@@ -103,11 +114,27 @@ def read_meta(folder: Path) -> tuple[datetime, datetime]:
     return bounds[0], bounds[1]
 
 
-def _scan_utc(path: Path, table: str) -> pl.LazyFrame:
-    """Scan a table, keep the contract's columns and bring every timestamp to Datetime("us", "UTC")."""
-    required = EVENT_TABLES[table]
-    frame = scan_table(path, table, required)
+def _scan_utc(path: Path, table: str, features: FeatureConfig) -> pl.LazyFrame:
+    """Scan a table, keep the contract's and the declared attribute columns and bring every timestamp to
+    Datetime("us", "UTC")."""
+    frame = scan_table(path, table, EVENT_TABLES[table])
     schema = frame.collect_schema()
+    declared: dict[str, DtypeSpec] = {}
+    if table in ATTRIBUTE_TABLES:
+        attributes: TableFeatures = getattr(features, table)
+        for kind, columns, dtypes in (
+            ("sparse", attributes.sparse, SPARSE_RAW_DTYPES),
+            ("dense", tuple(attributes.dense), NUMERIC + (pl.Boolean,)),
+        ):
+            for column in columns:
+                if column not in schema:
+                    raise InputError(
+                        f"feature config field '{table}.{kind}' names column '{column}', which table '{table}' "
+                        f"lacks (columns: {schema.names()})"
+                    )
+                declared[column] = dtypes
+    check_columns(table, schema, declared)
+    required = {**EVENT_TABLES[table], **declared}
     columns = []
     for column in required:
         dtype = schema[column]

@@ -40,6 +40,7 @@ def fit_features(
     dense: Mapping[str, Literal["identity", "log1p"]],
     descriptions: Mapping[str, str] | None = None,
     min_count: int = 1,
+    sources: Mapping[str, str] | None = None,
 ) -> tuple[FeatureSpec, ...]:
     """Learn each feature's encoding from the train split.
 
@@ -49,8 +50,9 @@ def fit_features(
         dense: numeric columns and their transform.
         descriptions: optional text per feature for the schema.
         min_count: rarer values map to the unknown id 0.
+        sources: optional origin per feature (`FeatureSpec.source`).
     """
-    descriptions = descriptions or {}
+    descriptions, sources = descriptions or {}, sources or {}
     check_columns("train", train.schema, {name: SPARSE_RAW_DTYPES for name in sparse})
     check_columns("train", train.schema, {name: NUMERIC + (pl.Boolean,) for name in dense})
     specs = []
@@ -66,6 +68,7 @@ def fit_features(
                 str(train.schema[name]),
                 tuple(vocabulary),
                 description=descriptions.get(name, ""),
+                source=sources.get(name, ""),
             )
         )
     for name, transform in dense.items():
@@ -81,6 +84,7 @@ def fit_features(
                 mean=mean,
                 std=std if std > 1e-12 else 1.0,
                 description=descriptions.get(name, ""),
+                source=sources.get(name, ""),
             )
         )
     return tuple(specs)

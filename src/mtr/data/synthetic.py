@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mtr.events import EVENT_TABLES, META_FILE, TIMESTAMP
+from mtr.events import META_FILE, TIMESTAMP
 from mtr.io import atomic_output_dir
 from mtr.schema import CHANNELS, NO_SEND
 
@@ -63,7 +63,6 @@ def synthetic_event_log(
         "unsubscribes": unsubscribes,
         "activity": activity,
     }
-    tables = {name: frame.select(_contract_columns(name)) for name, frame in tables.items()}
     return tables, LOG_START, LOG_START + timedelta(days=days)
 
 
@@ -173,7 +172,3 @@ def _messages(messages: int, rng: np.random.Generator) -> pl.DataFrame:
 
 def _timestamps(micros: np.ndarray) -> pl.Series:
     return pl.Series(micros.astype(np.int64)).cast(TIMESTAMP)
-
-
-def _contract_columns(table: str) -> list[str]:
-    return list(EVENT_TABLES[table])

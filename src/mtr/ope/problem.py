@@ -1,12 +1,19 @@
 """The logged problem a Pareto study runs on: candidates, the model's probabilities, logged feedback, truth.
 
-Two sources of candidates:
-- "simulator": every action the simulated logging world allowed at each evaluated opportunity (from
-  the events folder's oracle), which also gives the TRUE probabilities of every candidate;
+Three sources of candidates:
+- "log": the log's own candidate table, as its logging system recorded it (every eligible action at each
+  decision with the logging policy's probability; `mtr.data.candidates`), which `mtr build-dataset` keeps
+  in the dataset folder. Any platform's log that records candidates takes this path;
+- "simulator": every action the simulated logging world allowed (from the events folder's oracle); the same
+  actions as the simulator's own candidate table, rebuilt;
 - "arms": every value of the dataset's action column at every opportunity, for randomised experiments
-  whose arms are the whole action set (Hillstrom: men's e-mail, women's e-mail, no e-mail).
+  whose arms are the whole action set (Hillstrom: men's e-mail, women's e-mail, no e-mail). Without a
+  candidate table and without randomised arms, only the logged actions have support: a policy over other
+  actions cannot be evaluated.
 
-Either way the model scores every candidate once, here, and no trial touches the model again.
+Where the events folder is a simulation, its oracle gives the TRUE probabilities of every candidate, whatever
+the source. The model scores every candidate once, here, in chunks (bounded memory, with a progress bar),
+and no trial touches the model again.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
+from mtr.data.candidates import read_dataset_candidates
 from mtr.errors import InputError
 from mtr.io import atomic_write_bytes
 from mtr.objectives import Objective
@@ -30,6 +39,9 @@ from mtr.schema import NO_SEND, DatasetSchema
 from mtr.scoring.candidates import CandidateTable, candidate_model_rows, score_candidates, simulator_candidates
 from mtr.scoring.fusion import FusionInputs
 from mtr.scoring.groups import CandidateGroups, channel_codes
+
+if TYPE_CHECKING:
+    from mtr.sim.oracle import Oracle
 
 
 @dataclass
@@ -73,6 +85,55 @@ def split_names(split: str) -> list[str]:
     return names
 
 
+# Candidates turned into model-input rows and scored at a time: bounds the memory of a study's scoring.
+SCORING_CHUNK = 262_144
+
+
+def scored_candidates(
+    scorers: Sequence[Scorer],
+    candidates: CandidateTable,
+    rows: pl.DataFrame,
+    table: str,
+    chunk: int = SCORING_CHUNK,
+) -> tuple[np.ndarray, DatasetSchema]:
+    """[N, K] every candidate's predictions, made chunk by chunk of whole decisions with a progress bar.
+
+    Args:
+        scorers: one model, or the fold models of a cross-fit.
+        candidates: the candidates of `rows`' decisions.
+        rows: dataset rows, one per decision, with every feature column.
+        table: names the rows in errors.
+        chunk: about this many candidates become model-input rows at a time.
+    """
+    from tqdm.auto import tqdm
+
+    check_judges(scorers, rows, table)
+    groups = candidates.groups
+    ends = np.concatenate([groups.starts[1:], [groups.n_candidates]])
+    predicted, schema = None, None
+    with tqdm(total=groups.n_candidates, desc="scoring candidates", unit="cand", unit_scale=True) as bar:
+        first = 0
+        while first < groups.n_groups:
+            # Whole decisions per chunk: the last one that starts within `chunk` candidates of the first.
+            last = max(first + 1, int(np.searchsorted(groups.starts, groups.starts[first] + chunk, side="left")))
+            start, stop = int(groups.starts[first]), int(ends[last - 1])
+            part = candidates.frame.slice(start, stop - start)
+            scores, schema = scored_by(scorers, candidate_model_rows(part, rows), groups.channel[start:stop], table)
+            if predicted is None:
+                predicted = np.zeros((groups.n_candidates, scores.shape[1]), dtype=scores.dtype)
+            predicted[start:stop] = scores
+            bar.update(stop - start)
+            first = last
+    return predicted, schema
+
+
+def check_judges(scorers: Sequence[Scorer], rows: pl.DataFrame, table: str) -> None:
+    """Every scorer may judge some of the rows (a fold model with none was given for another dataset)."""
+    for scorer in scorers:
+        if not scorer.rows(rows, table).any():
+            raise InputError(f"{table}: no rows of the users that run {scorer.run} may be judged on")
+
+
 def scored_by(
     scorers: Sequence[Scorer], rows: pl.DataFrame, channel: np.ndarray, table: str
 ) -> tuple[np.ndarray, DatasetSchema]:
@@ -90,11 +151,13 @@ def scored_by(
         model, schema = scorer.model
         mine = scorer.rows(rows, table)
         if not mine.any():
-            raise InputError(f"{table}: no rows of the users that run {scorer.run} may be judged on")
+            continue
         scores = score_candidates(model, schema, rows.filter(pl.Series(mine)), channel[mine])
         if predicted is None:
             predicted = np.zeros((rows.height, scores.shape[1]), dtype=scores.dtype)
         predicted[mine] = scores
+    if predicted is None:
+        raise InputError(f"{table}: none of the scoring models may judge these rows")
     return predicted, schema
 
 
@@ -104,30 +167,39 @@ def simulator_scored(
     """The simulator's candidates at the opportunities of `rows`, scored by the model(s) and by the oracle.
 
     Returns:
-        The candidates, and the problem: the model's predictions, the logged feedback and the oracle's
-        truth (each objective's `p_{name}` from the oracle, NaN for objectives the oracle does not know, then
-        the send indicator).
+        The candidates, and the problem (`scored_problem`).
     """
     from mtr.sim.oracle import Oracle
 
     oracle = Oracle.load(events)
     candidates = simulator_candidates(events, rows, oracle)
+    return candidates, scored_problem(scorers, rows, candidates, oracle, table)
+
+
+def scored_problem(
+    scorers: Sequence[Scorer], rows: pl.DataFrame, candidates: CandidateTable, oracle: Oracle | None, table: str
+) -> LoggedProblem:
+    """The problem over `candidates` of the decisions in `rows`: the model's predictions, the logged feedback
+    and, where an oracle is given, the truth (each objective's `p_{label_rule}` from the oracle, NaN for
+    objectives the oracle does not know, then the send indicator)."""
     groups = candidates.groups
-    predicted, schema = scored_by(scorers, candidate_model_rows(candidates.frame, rows), groups.channel, table)
-    true = oracle.probabilities(
-        candidates.frame.select("row_id", "message_id", "channel", "hour").rename({"row_id": "opportunity_id"})
-    )
-    # The oracle knows outcomes by label rule; an objective whose rule the world does not draw itself (a value
-    # derived from its conversions) has no truth: NaN.
-    unknown = np.full(groups.n_candidates, np.nan)
-    columns = [
-        true[f"p_{o.label_rule}"].fill_null(0.0).to_numpy() if f"p_{o.label_rule}" in true.columns else unknown
-        for o in schema.objective_table
-    ]
-    truth = np.column_stack([*columns, groups.is_send()]).astype(np.float64)
+    predicted, schema = scored_candidates(scorers, candidates, rows, table)
+    truth = None
+    if oracle is not None:
+        true = oracle.probabilities(
+            candidates.frame.select("row_id", "message_id", "channel", "hour").rename({"row_id": "opportunity_id"})
+        )
+        # The oracle knows outcomes by label rule; an objective whose rule the world does not draw itself (a value
+        # derived from its conversions) has no truth: NaN.
+        unknown = np.full(groups.n_candidates, np.nan)
+        columns = [
+            true[f"p_{o.label_rule}"].fill_null(0.0).to_numpy() if f"p_{o.label_rule}" in true.columns else unknown
+            for o in schema.objective_table
+        ]
+        truth = np.column_stack([*columns, groups.is_send()]).astype(np.float64)
     feedback = dataset_feedback(candidates, rows, schema, predicted)
     inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
-    return candidates, LoggedProblem(inputs, feedback, truth, {"opportunities": groups.n_groups})
+    return LoggedProblem(inputs, feedback, truth, {"opportunities": groups.n_groups})
 
 
 def simulator_problem(scorers: Sequence[Scorer], dataset: Path, events: Path, split: str) -> LoggedProblem:
@@ -135,6 +207,20 @@ def simulator_problem(scorers: Sequence[Scorer], dataset: Path, events: Path, sp
     rows, _ = split_rows(dataset, split)
     _, problem = simulator_scored(scorers, rows, events, table=f"split {split}")
     described = {"candidates": "simulator", "split": split, "scoring_models": len(scorers)}
+    problem.description = {**described, **problem.description}
+    return problem
+
+
+def log_problem(scorers: Sequence[Scorer], dataset: Path, split: str, events: Path | None = None) -> LoggedProblem:
+    """The log's own candidates (the dataset's candidates file) at the split's decisions, scored by the model(s);
+    with the truth of the simulator's oracle when `events` is a simulation."""
+    from mtr.sim.oracle import Oracle, has_truth
+
+    rows, _ = split_rows(dataset, split)
+    candidates = CandidateTable.from_frame(read_dataset_candidates(dataset, rows["row_id"]))
+    oracle = Oracle.load(events) if events is not None and has_truth(events) else None
+    problem = scored_problem(scorers, rows, candidates, oracle, f"split {split}")
+    described = {"candidates": "log", "split": split, "scoring_models": len(scorers)}
     problem.description = {**described, **problem.description}
     return problem
 
@@ -150,6 +236,8 @@ def arm_problem(scorers: Sequence[Scorer], dataset: Path, split: str) -> LoggedP
         raise InputError(f"dataset {dataset}: column '{action}' maps to several channels")
     if arms[channel].to_list().count(NO_SEND) != 1:
         raise InputError(f"dataset {dataset}: 'arms' candidates need exactly one '{NO_SEND}' arm in '{channel}'")
+    check_arms_possible(rows, arms, action, channel, dataset)
+    check_judges(scorers, rows, f"split {split}")
     g, a, k = rows.height, arms.height, len(schema.objective_table)
     codes = channel_codes(arms[channel])
     groups = CandidateGroups.build(np.full(g, a), np.tile(codes, g), np.arange(g), np.zeros(g))
@@ -171,6 +259,21 @@ def arm_problem(scorers: Sequence[Scorer], dataset: Path, split: str) -> LoggedP
     described = {"candidates": arms_named, "split": split, "scoring_models": len(scorers), "opportunities": g}
     inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
     return LoggedProblem(inputs, feedback, None, described)
+
+
+def check_arms_possible(rows: pl.DataFrame, arms: pl.DataFrame, action: str, channel: str, dataset: Path) -> None:
+    """Arms mode evaluates every arm at every row: refuse an arm on a channel the row's user had left
+    (`subscribed_{channel}` false), which no policy could have sent."""
+    for arm, arm_channel in arms.iter_rows():
+        column = f"subscribed_{arm_channel}"
+        if column in rows.columns:
+            impossible = rows.filter(~pl.col(column).fill_null(True))
+            if impossible.height:
+                raise InputError(
+                    f"dataset {dataset}: arm '{arm}' is on channel '{arm_channel}', which {impossible.height} row(s) "
+                    f"had unsubscribed from (column '{column}'); arms must be possible at every row. Give the log a "
+                    "candidate table of what was possible at each decision"
+                )
 
 
 def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -> LoggedProblem:

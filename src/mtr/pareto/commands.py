@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mtr.errors import InputError
 from mtr.ope.estimators import Z_95
@@ -21,6 +21,7 @@ def pareto(
     dataset: Path,
     params: dict[str, dict[str, Any]],
     events: Path | None = None,
+    candidates: Literal["auto", "log", "simulator", "arms"] = "auto",
     split: str = "validation",
     checkpoint: str = "last.ckpt",
     fixed: dict[str, Any] | None = None,
@@ -55,8 +56,12 @@ def pareto(
             users it never saw, so that `split` may take the training days too ("train,validation").
         dataset: the dataset folder whose `split` rows are the logged opportunities evaluated.
         params: search space: objective weights, send_cost, threshold, temperature -> {type: float, low, high, log}.
-        events: the simulator's events folder (candidates: its eligible actions, with the oracle's truth);
-            without it, candidates are the arms of the dataset's action column.
+        events: the event log the dataset was built from; where it is a simulation, its oracle gives the truth of
+            every candidate (and the "simulator" candidates).
+        candidates: what the study may choose among at each decision: "log" (the log's candidate table, kept by
+            `mtr build-dataset` in the dataset folder), "simulator" (the oracle's eligible actions: the same set),
+            "arms" (every value of the action column at every row: randomised experiments only), or "auto":
+            the log's table where the dataset has one, else the simulator's with `events`, else arms.
         split: the split(s) evaluated, comma-separated (validation by default: model selection never looks at
             test; a run trained on every user may not be judged on train).
         checkpoint: checkpoint file in each run's checkpoints/, "best" (the one best-*.ckpt `mtr fit` selected on
@@ -79,31 +84,35 @@ def pareto(
     runs = [str(r) for r in run] if isinstance(run, list) else str(run)
     check_output_dir(out, "pareto", overwrite, [*(run if isinstance(run, list) else [run]), dataset, events])
     provenance = {"run": runs, "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
-    problem = load_problem(Path(out), provenance, events)
+    problem = load_problem(Path(out), provenance, events, candidates)
     summary = run_pareto(problem, spec, study_run, provenance)
     print_summary(summary, Path(out))
     return summary
 
 
-def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> LoggedProblem:
+def load_problem(out: Path, inputs: dict[str, Any], events: Path | None, candidates: str = "auto") -> LoggedProblem:
     """The scored problem, from OUT/problem.npz when it was built from the same files (see `cached_problem`).
 
     Args:
         out: the study's output folder.
         inputs: run (a folder or the fold models' list), checkpoint, dataset and split, as `pareto` names them.
-        events: the simulator's events folder, or None for the dataset's arms.
+        events: the event log the dataset was built from (a simulation gives the truth), or None.
+        candidates: "auto", "log", "simulator" or "arms" (see `pareto`).
     """
+    from mtr.data.candidates import candidates_path
     from mtr.io import mark_output_dir
     from mtr.ope.problem import (
         arm_problem,
         cached_problem,
         checked_splits,
         file_stamp,
+        log_problem,
         simulator_problem,
         split_names,
     )
     from mtr.ope.scorers import check_trained_on, load_scorers
     from mtr.schema import DatasetSchema
+    from mtr.sim.oracle import has_truth
 
     runs = inputs["run"] if isinstance(inputs["run"], list) else [inputs["run"]]
     dataset, split = Path(inputs["dataset"]), inputs["split"]
@@ -114,23 +123,42 @@ def load_problem(out: Path, inputs: dict[str, Any], events: Path | None) -> Logg
     checked_splits(schema, dataset, split)
     if events is not None:
         check_events_of(dataset, schema, Path(events))
+    source = candidate_source(candidates, candidates_path(dataset).exists(), events is not None)
+    if source == "simulator" and not has_truth(events):
+        raise InputError(f"candidates: 'simulator' needs a folder written by `mtr simulate`; {events} is not one")
+    builders = {
+        "log": lambda: log_problem(scorers, dataset, split, events),
+        "simulator": lambda: simulator_problem(scorers, dataset, events, split),
+        "arms": lambda: arm_problem(scorers, dataset, split),
+    }
     key = {
         **inputs,
         "events": str(events),
+        "candidates": source,
         "models": [file_stamp(s.checkpoint) if s.checkpoint.exists() else None for s in scorers],
         # The schema only, not the rows: their files' stamps.
         "rows": [file_stamp(schema.split_path(dataset, name)) for name in names],
     }
     mark_output_dir(out, "pareto")  # the inputs checked: only now the folder and its files
-    return cached_problem(
-        out / "problem.npz",
-        key,
-        lambda: (
-            simulator_problem(scorers, dataset, events, split)
-            if events is not None
-            else arm_problem(scorers, dataset, split)
-        ),
-    )
+    if source == "log":
+        key["candidate_rows"] = file_stamp(candidates_path(dataset))
+    return cached_problem(out / "problem.npz", key, builders[source])
+
+
+def candidate_source(choice: str, log_has_candidates: bool, simulated: bool) -> str:
+    """The candidates a study uses ("auto": the log's own, else the simulator's, else arms), checked available."""
+    if choice == "auto":
+        return "log" if log_has_candidates else "simulator" if simulated else "arms"
+    if choice == "log" and not log_has_candidates:
+        raise InputError(
+            "candidates: 'log' needs the dataset's candidates.parquet, which `mtr build-dataset` writes when the "
+            "event log has a candidates table"
+        )
+    if choice == "simulator" and not simulated:
+        raise InputError("candidates: 'simulator' needs --events, the simulation the dataset was built from")
+    if choice not in ("log", "simulator", "arms"):
+        raise InputError(f"candidates: expected auto, log, simulator or arms, got {choice!r}")
+    return choice
 
 
 def check_events_of(dataset: Path, schema: DatasetSchema, events: Path) -> None:
@@ -138,7 +166,7 @@ def check_events_of(dataset: Path, schema: DatasetSchema, events: Path) -> None:
     from mtr.data.eventlog import event_log_fingerprint
 
     if not (events / "meta.json").is_file():
-        raise InputError(f"events: {events} is not a folder written by `mtr simulate` (no meta.json)")
+        raise InputError(f"events: {events} is not an event-log folder (no meta.json)")
     built_from = schema.metadata.get("fingerprint")
     if built_from is not None and built_from != event_log_fingerprint(events):
         raise InputError(

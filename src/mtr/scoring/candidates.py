@@ -1,14 +1,15 @@
 """Candidate actions of logged opportunities, and the multi-task model's predictions for each of them.
 
 A candidates table has one row per (opportunity `row_id`, eligible action): message_id, channel, hour,
-the message's content columns, and the logging policy's `propensity` of that action, with exactly one
+the message's attribute columns, and the logging policy's `propensity` of that action, with exactly one
 "none" candidate per opportunity. Rows are in group order: opportunities by time, the none candidate
-first in each. An upstream opportunity generator produces such a table; for the simulator,
-`simulator_candidates` builds it from the oracle.
+first in each. A log's own candidate table (`mtr.data.candidates`) gives it; for the simulator,
+`simulator_candidates` builds the same from the oracle.
 
 To score candidates, each one becomes a model-input row: the opportunity's context and feature columns
-from the dataset table with the action columns replaced by the candidate's; those rows go through the
-one preprocessing path (`encode_features`) and the architecture in batches.
+from the dataset table with the action's columns (message_id, channel, hour and the message's attributes)
+replaced by the candidate's; those rows go through the one preprocessing path (`encode_features`) and the
+architecture in batches.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from mtr.scoring.groups import CHANNEL_CODES, CandidateGroups, channel_codes
 from mtr.tables import INTEGER, STRING, check_columns
 
 ACTION_COLUMNS = ("message_id", "channel", "hour")
-CONTENT_COLUMNS = ("message_type", "topic", "has_discount")
+# Columns of a candidates frame that belong to its opportunity; every other column is the candidate's own.
+OPPORTUNITY_COLUMNS = ("row_id", "user_id", "ts")
+# Columns of the messages table that describe availability, not the message.
+MESSAGE_KEYS = ("channels", "launched_ts")
 DAY_US = 86_400_000_000
 
 if TYPE_CHECKING:
@@ -58,7 +62,9 @@ class CandidateTable:
         check_columns(table, frame.schema, {"row_id": INTEGER, "user_id": INTEGER, "channel": STRING})
         if "ts" not in frame.columns:
             raise InputError(f"table '{table}' has no column 'ts' (columns: {frame.columns})")
-        frame = frame.sort("ts", "row_id", pl.col("channel") != NO_SEND, "message_id", "hour", nulls_last=False)
+        frame = frame.sort(
+            "ts", "row_id", pl.col("channel") != NO_SEND, "message_id", "hour", "channel", nulls_last=False
+        )
         sizes = frame.select(pl.col("row_id").rle().struct.field("len")).to_series().to_numpy().astype(np.int64)
         day_us = frame["ts"].dt.epoch("us").to_numpy()
         first = np.cumsum(sizes) - sizes
@@ -109,21 +115,27 @@ def simulator_candidates(events_dir: Path | str, logged: pl.DataFrame, oracle: O
 
     oracle = oracle or Oracle.load(events_dir)
     eligible = oracle.eligible_actions(logged["row_id"]).rename({"opportunity_id": "row_id"})
-    messages = pl.read_parquet(Path(events_dir) / "messages.parquet").select("message_id", *CONTENT_COLUMNS)
+    messages = message_attributes(pl.read_parquet(Path(events_dir) / "messages.parquet"))
     frame = eligible.join(logged.select("row_id", "user_id", "ts"), on="row_id").join(
         messages, on="message_id", how="left"
     )
     return CandidateTable.from_frame(frame)
 
 
+def message_attributes(messages: pl.DataFrame) -> pl.DataFrame:
+    """message_id and every attribute column of a messages table (what a candidate's message brings)."""
+    return messages.drop([c for c in MESSAGE_KEYS if c in messages.columns])
+
+
 def candidate_model_rows(candidates: pl.DataFrame, logged: pl.DataFrame) -> pl.DataFrame:
-    """Model-input rows: each candidate's opportunity context with the candidate's action columns.
+    """Model-input rows: each candidate's opportunity context with the candidate's own columns.
 
     Args:
-        candidates: the candidates frame (row_id and the action / content columns to substitute).
+        candidates: the candidates frame: row_id and the action columns and message attributes to substitute
+            (its other columns but user_id and ts; those the dataset lacks are ignored).
         logged: dataset rows, one per opportunity, with every feature column.
     """
-    action = [c for c in (*ACTION_COLUMNS, *CONTENT_COLUMNS) if c in candidates.columns]
+    action = [c for c in candidates.columns if c not in OPPORTUNITY_COLUMNS and c in logged.columns]
     context = logged.drop([c for c in action if c in logged.columns])
     rows = candidates.select("row_id", *action).join(context, on="row_id", how="left", maintain_order="left")
     return rows.select(logged.columns)

@@ -182,6 +182,17 @@ class Oracle:
         return reachable & catalog.live[day, message] & catalog.allowed[message, channel]
 
 
+def has_truth(events_dir: Path | str) -> bool:
+    """Whether a folder is a simulation with its truth (a platform's own log has none)."""
+    folder = Path(events_dir)
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    world = isinstance(meta, dict) and "world" in (meta.get("config") or {})
+    return world and "first_opportunity_ts" in meta and (folder / TRUTH_DIR).is_dir()
+
+
 def _read_meta(folder: Path) -> dict:
     path = folder / META_FILE
     if not path.exists():

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mtr.events import EVENT_TABLES, META_FILE
+from mtr.events import CANDIDATES_TABLE, EVENT_TABLES, META_FILE
 from mtr.io import atomic_output_dir, write_json
 from mtr.sim.base_rates import summary
 from mtr.sim.config import PRE_PERIOD_DAYS, WorldConfig
@@ -53,7 +53,8 @@ def truth_tables(log: SimulatedLog, opportunities: pl.DataFrame) -> dict[str, pl
 def write_simulation(
     out: Path, n_users: int, days: int, seed: int, world: WorldConfig, overwrite: bool = False
 ) -> dict[str, Any]:
-    """Simulate and write `out/{table}.parquet`, `out/truth/*.parquet` and `out/meta.json` atomically (an existing
+    """Simulate and write `out/{table}.parquet` (the candidate table included), `out/truth/*.parquet` and
+    `out/meta.json` atomically (an existing
     `out` only when it is an earlier simulation's, or with `overwrite`: `mtr.io.check_output_dir`).
 
     Returns:
@@ -69,7 +70,16 @@ def write_simulation(
             _write(frame, folder / TRUTH_DIR / f"{name}.parquet")
         figures = summary(tables, truth["logged_probabilities"])
         write_json(folder / META_FILE, _meta(log, n_users, days, seed, figures))
+        _write(logged_candidates(folder), folder / f"{CANDIDATES_TABLE}.parquet")
     return figures
+
+
+def logged_candidates(folder: Path) -> pl.DataFrame:
+    """The log's candidate table, as a platform's logging system would record it: every action the logging
+    policy could take at each decision, with its probability (the oracle's eligible actions)."""
+    from mtr.sim.oracle import Oracle  # the oracle reads the folder this module writes
+
+    return Oracle.load(folder).eligible_actions()
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:

@@ -9,11 +9,13 @@ import pytest
 
 from mtr.cli import main
 from mtr.data.build import BuildConfig, build_dataset_from_events
-from mtr.data.features import DENSE_FEATURES, SPARSE_FEATURES
+from mtr.data.feature_config import SIMULATOR_FEATURES
 from mtr.data.preprocess import encode_features, encode_targets
 from mtr.data.synthetic import synthetic_event_log, write_event_log
 from mtr.errors import InputError
 from mtr.schema import DatasetSchema, messaging_tasks
+
+SPARSE_FEATURES, DENSE_FEATURES = SIMULATOR_FEATURES.sparse, tuple(SIMULATOR_FEATURES.dense)
 
 
 def test_schema_declares_the_14_tasks_and_split_files_hold_the_expected_rows(build, tmp_path: Path) -> None:

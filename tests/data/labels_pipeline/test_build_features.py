@@ -6,7 +6,9 @@ import polars as pl
 import pytest
 from handmade_log import CONVERSION_SCHEMA, ENGAGEMENT_SCHEMA, UNSUBSCRIBE_SCHEMA, at, events, handmade_tables
 
-from mtr.data.features import DENSE_FEATURES, SPARSE_FEATURES
+from mtr.data.feature_config import SIMULATOR_FEATURES
+
+SPARSE_FEATURES, DENSE_FEATURES = SIMULATOR_FEATURES.sparse, tuple(SIMULATOR_FEATURES.dense)
 
 FEATURES = [*SPARSE_FEATURES, *DENSE_FEATURES]
 

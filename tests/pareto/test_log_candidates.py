@@ -1,0 +1,64 @@
+"""A study on the log's own candidate table is the study on the simulator's candidates: the oracle is only truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mtr.cli import main
+from mtr.data.candidates import read_dataset_candidates
+from mtr.errors import InputError
+from mtr.ope.problem import split_rows
+from mtr.scoring.candidates import CandidateTable, simulator_candidates
+
+QUIET = ["--wandb", "false", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(scope="module")
+def trained(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("log_candidates_run")
+    args = ["--data.path", str(sim_dataset), "--trainer.default_root_dir", str(out), "--trainer.max_epochs", "1"]
+    main(["fit", "--config", "configs/experiment/sim_mmoe.yaml", *args, "--seed_everything", "0", *QUIET])
+    return out
+
+
+def study(sim_dataset: Path, run: Path, out: Path, candidates: str) -> dict:
+    main(
+        ["pareto", "--config", "configs/pareto/sim.yaml", "--run", str(run), "--dataset", str(sim_dataset)]
+        + ["--events", str(sim_dataset.parent / "events"), "--out", str(out), "--candidates", candidates]
+        + ["--n_trials", "16", "--sampler.population_size", "8"]
+    )
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_the_simulators_candidate_table_lists_what_its_oracle_allowed(sim_dataset: Path) -> None:
+    rows, _ = split_rows(sim_dataset, "validation")
+    logged = CandidateTable.from_frame(read_dataset_candidates(sim_dataset, rows["row_id"]))
+    oracle = simulator_candidates(sim_dataset.parent / "events", rows)
+    columns = ["row_id", "message_id", "channel", "hour", "propensity", "message_type", "topic", "has_discount"]
+    assert logged.frame.select(columns).equals(oracle.frame.select(columns))
+    assert logged.groups.n_groups == rows.height
+
+
+def test_the_study_on_the_logs_candidates_gives_the_oracles_front(
+    sim_dataset: Path, trained: Path, tmp_path: Path
+) -> None:
+    from_log = study(sim_dataset, trained, tmp_path / "log", "log")
+    from_oracle = study(sim_dataset, trained, tmp_path / "simulator", "simulator")
+    assert from_log["problem"]["candidates"] == "log" and from_oracle["problem"]["candidates"] == "simulator"
+    assert pl.read_csv(tmp_path / "log" / "front.csv").equals(pl.read_csv(tmp_path / "simulator" / "front.csv"))
+    assert from_log["chosen"] == from_oracle["chosen"] and from_log["chosen"]["truth"]  # truth from the oracle
+
+
+def test_log_candidates_are_required_where_asked_for(sim_dataset: Path, trained: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "no_candidates"
+    bare.mkdir()
+    for file in sim_dataset.iterdir():
+        if file.name != "candidates.parquet":
+            (bare / file.name).symlink_to(file)
+    with pytest.raises(InputError, match="candidates: 'log' needs the dataset's candidates.parquet"):
+        main(["pareto", "--config", "configs/pareto/sim.yaml", "--run", str(trained), "--dataset", str(bare)]
+             + ["--out", str(tmp_path / "out"), "--candidates", "log"])  # fmt: skip
