@@ -21,7 +21,7 @@ def _commands() -> dict[str, Any]:
     from mtr.data.commands import build_dataset
     from mtr.experiments.commands import ope_open_bandit, ope_simulator
     from mtr.pareto.commands import pareto
-    from mtr.scoring.requests import write_logged_requests
+    from mtr.scoring.requests import write_requests
     from mtr.serving.commands import export, score
     from mtr.sim.commands import simulate
     from mtr.tuning.commands import tune
@@ -34,7 +34,7 @@ def _commands() -> dict[str, Any]:
         "ope": {"open-bandit": ope_open_bandit, "simulator": ope_simulator},
         "tune": tune,
         "pareto": pareto,
-        "candidates": write_logged_requests,
+        "candidates": write_requests,
         "export": export,
         "score": score,
     }

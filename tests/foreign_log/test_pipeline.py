@@ -106,3 +106,37 @@ def test_a_feature_config_naming_a_missing_column_is_refused_by_name(tmp_path: P
     with pytest.raises(InputError, match=r"'users\.sparse' names column 'device_tier', which table 'users' lacks"):
         main(["build-dataset", "--events", str(events), "--out", str(tmp_path / "d"), "--features", str(config)])
     assert not (tmp_path / "d").exists()
+
+
+def test_new_decisions_at_a_time_get_the_features_the_build_gives_a_logged_decision_then(
+    foreign: dict[str, Path], tmp_path: Path
+) -> None:
+    dataset, events = foreign["dataset"], foreign["events"]
+    schema = DatasetSchema.load(dataset)
+    train = pl.read_parquet(schema.split_path(dataset, "train"))
+    at = train["ts"].sort()[train.height // 2]  # a decision time of the log, mid-train
+    out = tmp_path / "at.parquet"
+    main(["candidates", "--dataset", str(dataset), "--events", str(events), "--at", at.isoformat()]
+         + ["--users", "60", "--out", str(out)])  # fmt: skip
+    requests = pl.read_parquet(out)
+    # Every action offered was possible then: no past hour, no channel the user had left, one "none" each.
+    assert (requests.filter(pl.col("channel") != "none")["hour"] * 3600 >= at.hour * 3600 + at.minute * 60).all()
+    assert requests.group_by("row_id").agg((pl.col("channel") == "none").sum().alias("n"))["n"].to_list() == [1] * 60
+    unsubscribed = pl.read_parquet(events / "unsubscribes.parquet").filter(pl.col("ts") < at)
+    offered = requests.join(unsubscribed.select("user_id", "channel"), on=["user_id", "channel"], how="semi")
+    assert offered.height == 0
+    # Point-in-time features at `at` equal those the build computed for the same users' logged decisions at `at`.
+    point_in_time = [f.name for f in schema.features if f.source in ("users", "standing", "history")]
+    served = requests.filter(pl.col("channel") == "none").select("user_id", *point_in_time).sort("user_id")
+    logged = train.filter(pl.col("ts") == at).select("user_id", *point_in_time)
+    both = served.join(logged, on="user_id", suffix="_logged")
+    assert both.height >= 5
+    for name in point_in_time:
+        assert both[name].equals(both[f"{name}_logged"], check_names=False), name
+    # The artifact scores them like any request.
+    scores = tmp_path / "scores.parquet"
+    artifact = tmp_path / "artifact"
+    main(["export", "--checkpoint", str(foreign["run"] / "checkpoints" / "last.ckpt"), "--aoti", "false"]
+         + ["--weights", str(foreign["pareto"] / "weights.json"), "--out", str(artifact)])  # fmt: skip
+    main(["score", "--artifact", str(artifact), "--input", str(out), "--out", str(scores)])
+    assert pl.read_parquet(scores).height == requests.height

@@ -21,7 +21,7 @@ from mtr.data.asof import KEY
 from mtr.data.candidates import candidates_path, dataset_candidates, open_candidates
 from mtr.data.eventlog import EventLog, open_event_log, raise_first
 from mtr.data.feature_config import SIMULATOR_FEATURES, FeatureConfig
-from mtr.data.features import opportunity_features
+from mtr.data.features import engagements_of_logged_sends, opportunity_features
 from mtr.data.labels import (
     VALUE_COLUMN,
     ObservedUntil,
@@ -216,7 +216,7 @@ def build_partition(
     Engagements of sends that the log does not hold (made before it starts) are left out here; the build
     counts them first (`earlier_send_engagements`). `log_start` defaults to the first decision."""
     opportunities = tables["opportunities"]
-    engagements = tables["engagements"].join(opportunities.select(KEY), on=KEY, how="semi")
+    engagements = engagements_of_logged_sends(tables["engagements"], opportunities)
     _check_engagements(opportunities, engagements)
     events = {
         "engagements": engagements,

@@ -84,6 +84,12 @@ def opportunity_features(
     )
 
 
+def engagements_of_logged_sends(engagements: pl.LazyFrame, opportunities: pl.LazyFrame) -> pl.LazyFrame:
+    """The engagements whose send is in the log: those of sends made before the log starts (a mid-stream
+    extract) count in no feature or label, in a build or at serving alike."""
+    return engagements.join(opportunities.select(KEY), on=KEY, how="semi")
+
+
 def _days_between(start: pl.Expr, end: pl.Expr) -> pl.Expr:
     """Days from `start` to `end` (datetimes or dates), fractional."""
     return (end - start).dt.total_seconds() / 86_400.0

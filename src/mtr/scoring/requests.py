@@ -9,15 +9,24 @@ has none.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
-from mtr.data.candidates import candidates_path, read_dataset_candidates
+from mtr.data.asof import KEY
+from mtr.data.candidates import candidates_path, possible_actions, read_dataset_candidates
+from mtr.data.eventlog import open_event_log
+from mtr.data.feature_config import FeatureConfig
+from mtr.data.features import engagements_of_logged_sends, opportunity_features
 from mtr.errors import InputError
+from mtr.events import TIMESTAMP
 from mtr.io import write_parquet
-from mtr.schema import DatasetSchema
-from mtr.scoring.candidates import CandidateTable, candidate_model_rows, simulator_candidates
+from mtr.schema import NO_SEND, DatasetSchema
+from mtr.scoring.candidates import CandidateTable, candidate_model_rows, message_attributes, simulator_candidates
+
+# The event tables whose history a decision's features count.
+EVENT_FEED = ("engagements", "conversions", "unsubscribes", "activity")
 
 
 def logged_requests(
@@ -52,18 +61,122 @@ def logged_requests(
     return rows.select(columns).with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
 
 
-def write_logged_requests(
-    dataset: Path, out: Path, split: str = "test", opportunities: int = 1000, events: Path | None = None
+def write_requests(
+    dataset: Path,
+    out: Path,
+    split: str = "test",
+    opportunities: int = 1000,
+    events: Path | None = None,
+    at: str | None = None,
+    users: int = 1000,
 ) -> None:
-    """Write the raw candidate rows of a log's first decisions of a split, as `mtr score` reads them.
+    """Write serving requests, the raw candidate rows `mtr score` reads: of a log's decisions, or of new ones.
+
+    Without `at`: every candidate of the first `opportunities` decisions of a split (the log's candidate table).
+    With `at`: a decision at that time for each of the first `users` users, with every action the contract's
+    rules allow then and features as of then, from the event log (`--events`), for any platform's log.
 
     Args:
-        dataset: the dataset built by `mtr build-dataset` (its candidates file lists each decision's candidates).
+        dataset: the dataset built by `mtr build-dataset` from the log.
         out: the Parquet file to write (atomically).
-        split: the split whose decisions are used.
-        opportunities: how many decisions (in split order).
-        events: the simulation the dataset was built from, needed only when the dataset has no candidates file.
+        split: the split whose decisions are used (without `at`).
+        opportunities: how many decisions (in split order; without `at`).
+        events: the event log; needed with `at`, and without it only when the dataset has no candidates file.
+        at: an ISO time (UTC when naive), e.g. 2024-06-23T09:00, within the log's window.
+        users: how many users get a decision at `at`.
     """
-    frame = logged_requests(dataset, split, opportunities, events)
+    if at is None:
+        frame = logged_requests(dataset, split, opportunities, events)
+        what = f"{opportunities} opportunities"
+    else:
+        if events is None:
+            raise InputError("events: new decisions at --at need the event log their features are counted from")
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError as error:
+            raise InputError(f"at: not an ISO time: {at!r}") from error
+        frame = decision_requests(events, dataset, moment, users)
+        what = f"{frame['row_id'].n_unique()} decisions at {moment.isoformat()}"
     write_parquet(frame, out)
-    print(f"candidates: {out} ({frame.height} candidates of {opportunities} opportunities)")
+    print(f"candidates: {out} ({frame.height} candidates of {what})")
+
+
+def decision_requests(events: Path | str, dataset: Path | str, at: datetime, users: int = 1000) -> pl.DataFrame:
+    """Serving requests for new decisions at time `at`: every possible action of the first `users` users.
+
+    Features are point-in-time at `at` from the event log (its events strictly before `at`), computed by the
+    dataset's declared features (`schema.json`'s `metadata.features`); the actions are those the contract's
+    rules allow at `at` (`mtr.data.candidates.possible_actions`, at the hours the log's sends use). A declared
+    decision-time context column (an `opportunities` attribute) takes the user's latest logged value.
+
+    Args:
+        events: the event log (any platform's, as `mtr build-dataset` read it), complete up to `at`.
+        dataset: the dataset built from it (its schema gives the features).
+        at: the decision time (UTC; a naive time is read as UTC), within the log's window.
+        users: how many users (by user_id, among those signed up before `at`).
+
+    Returns:
+        One row per candidate, grouped by decision with its "none" first: row_id, candidate_id, user_id, channel,
+        message_id, hour and the schema's feature columns.
+    """
+    schema = DatasetSchema.load(dataset)
+    if "features" not in schema.metadata:
+        raise InputError(f"dataset {dataset}: schema.json has no metadata.features; it was not built from an event log")
+    config = FeatureConfig.from_dict(schema.metadata["features"], source=f"{dataset}/schema.json metadata.features")
+    log = open_event_log(events, config)
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    if not log.log_start <= at <= log.log_end:
+        raise InputError(f"at: {at} is outside the log's window [{log.log_start}, {log.log_end}]")
+    tables = log.tables
+    opportunities = tables["opportunities"]
+    first_id = (opportunities.select(pl.col(KEY).max()).collect().item() or 0) + 1
+    chosen = tables["users"].filter(pl.col("signup_ts") < at).select("user_id").sort("user_id").head(users).collect()
+    if chosen.height == 0:
+        raise InputError(f"at: no user of table 'users' signed up before {at}")
+    decisions = chosen.select(
+        pl.int_range(first_id, first_id + chosen.height, dtype=pl.Int64).alias(KEY),
+        "user_id",
+        pl.lit(at, dtype=TIMESTAMP).alias("ts"),
+    ).lazy()
+    context = config.opportunities.columns
+    latest = (
+        opportunities.filter(pl.col("ts") < at)
+        .select("user_id", "ts", *context)
+        .sort("ts")
+        .group_by("user_id")
+        .agg(pl.col(c).last() for c in context)
+    )
+    new_rows = decisions.join(latest, on="user_id", how="left").with_columns(
+        pl.lit(None, pl.Int64).alias("message_id"),
+        pl.lit(NO_SEND).alias("channel"),
+        pl.lit(None, pl.Int32).alias("hour"),
+        pl.lit(None, TIMESTAMP).alias("send_ts"),
+        pl.lit("serving").alias("policy_id"),
+        pl.lit(None, pl.Float64).alias("propensity"),
+    )
+    mine = opportunities.join(chosen.lazy(), on="user_id", how="semi")
+    history = pl.concat([mine, new_rows.select(mine.collect_schema().names())])
+    per_user = {name: tables[name].join(chosen.lazy(), on="user_id", how="semi") for name in EVENT_FEED}
+    per_user["engagements"] = engagements_of_logged_sends(per_user["engagements"], mine)
+    features = opportunity_features(
+        history, tables["users"], tables["messages"], **per_user, config=config, log_start=log.log_start,
+        days_since_cap=schema.metadata["config"]["days_since_cap"],
+    )  # fmt: skip
+    logged = (
+        new_rows.select(KEY, "user_id", "ts", "message_id", "channel", "hour")
+        .join(features, on=KEY, how="left")
+        .rename({KEY: "row_id"})
+        .collect()
+    )
+    hours = tuple(opportunities.select(pl.col("hour").drop_nulls().unique()).collect().to_series().to_list())
+    actions = possible_actions(log, decisions, hours).rename({KEY: "row_id"})
+    actions = actions.join(
+        message_attributes(tables["messages"].collect()).select("message_id", *config.messages.columns),
+        on="message_id",
+        how="left",
+    )
+    candidates = CandidateTable.from_frame(actions)
+    rows = candidate_model_rows(candidates.frame, logged)
+    features_out = [f.name for f in schema.features if f.name not in ("row_id", "channel", "message_id", "hour")]
+    columns = ["row_id", "user_id", "channel", "message_id", "hour", *features_out]
+    return rows.select(columns).with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
