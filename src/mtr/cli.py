@@ -20,6 +20,7 @@ def _commands() -> dict[str, Any]:
     from mtr.data.adapters.commands import prepare_commands
     from mtr.data.commands import build_dataset
     from mtr.experiments.commands import ope_open_bandit, ope_simulator
+    from mtr.ope.commands import ope_evaluate
     from mtr.pareto.commands import pareto
     from mtr.scoring.requests import write_requests
     from mtr.serving.commands import export, score
@@ -31,7 +32,7 @@ def _commands() -> dict[str, Any]:
         "build-dataset": build_dataset,
         "data": {"prepare": prepare_commands()},
         "ab": {"analyze": ab_analyze, "plan": ab_plan, "simulate": ab_simulate},
-        "ope": {"open-bandit": ope_open_bandit, "simulator": ope_simulator},
+        "ope": {"open-bandit": ope_open_bandit, "simulator": ope_simulator, "evaluate": ope_evaluate},
         "tune": tune,
         "pareto": pareto,
         "candidates": write_requests,

@@ -82,6 +82,19 @@ def test_the_study_chooses_among_the_logs_own_candidates_and_reports_estimates(f
     assert (foreign["pareto"] / "weights.json").exists()
 
 
+def test_ope_evaluate_judges_the_chosen_point_on_the_logs_test_decisions(
+    foreign: dict[str, Path], tmp_path: Path
+) -> None:
+    main(["ope", "evaluate", "--run", str(foreign["run"]), "--dataset", str(foreign["dataset"])]
+         + ["--weights", str(foreign["pareto"] / "weights.json"), "--out", str(tmp_path / "ope")])  # fmt: skip
+    report = json.loads((tmp_path / "ope" / "evaluation.json").read_text())
+    assert report["problem"]["candidates"] == "log" and report["split"] == "test"
+    for policy in report["policies"].values():
+        for reward, estimates in policy["rewards"].items():
+            assert "truth" not in estimates, reward  # no oracle outside the simulator
+            assert estimates["dros"]["ci_low"] <= estimates["dros"]["value"] <= estimates["dros"]["ci_high"]
+
+
 def test_the_exported_model_scores_the_logs_candidates(foreign: dict[str, Path], tmp_path: Path) -> None:
     run, dataset = foreign["run"], foreign["dataset"]
     main(["export", "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "--aoti", "false"]

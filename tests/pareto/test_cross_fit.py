@@ -12,9 +12,8 @@ import pytest
 from mtr.cli import main
 from mtr.errors import InputError
 from mtr.models.checkpoint import load_trained_model
-from mtr.ope.problem import scored_by, split_rows
+from mtr.ope.problem import load_problem, scored_by, split_rows
 from mtr.ope.scorers import check_trained_on, load_scorers
-from mtr.pareto.commands import load_problem
 from mtr.scoring.candidates import candidate_model_rows, score_candidates, simulator_candidates
 
 QUIET = ["--wandb", "false", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

@@ -10,7 +10,7 @@ import pytest
 
 from mtr.cli import main
 from mtr.ope.estimators import evaluate
-from mtr.pareto.commands import load_problem
+from mtr.ope.problem import load_problem
 from mtr.scoring.policy import PolicyDecision
 
 QUIET = ["--wandb", "false", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

@@ -43,14 +43,43 @@ def test_the_simulators_candidate_table_lists_what_its_oracle_allowed(sim_datase
     assert logged.groups.n_groups == rows.height
 
 
+@pytest.fixture(scope="module")
+def from_log(sim_dataset: Path, trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("study_from_log")
+    study(sim_dataset, trained, out, "log")
+    return out
+
+
 def test_the_study_on_the_logs_candidates_gives_the_oracles_front(
-    sim_dataset: Path, trained: Path, tmp_path: Path
+    sim_dataset: Path, trained: Path, from_log: Path, tmp_path: Path
 ) -> None:
-    from_log = study(sim_dataset, trained, tmp_path / "log", "log")
     from_oracle = study(sim_dataset, trained, tmp_path / "simulator", "simulator")
-    assert from_log["problem"]["candidates"] == "log" and from_oracle["problem"]["candidates"] == "simulator"
-    assert pl.read_csv(tmp_path / "log" / "front.csv").equals(pl.read_csv(tmp_path / "simulator" / "front.csv"))
-    assert from_log["chosen"] == from_oracle["chosen"] and from_log["chosen"]["truth"]  # truth from the oracle
+    log_summary = json.loads((from_log / "summary.json").read_text())
+    assert log_summary["problem"]["candidates"] == "log" and from_oracle["problem"]["candidates"] == "simulator"
+    assert pl.read_csv(from_log / "front.csv").equals(pl.read_csv(tmp_path / "simulator" / "front.csv"))
+    assert log_summary["chosen"] == from_oracle["chosen"] and log_summary["chosen"]["truth"]  # truth from the oracle
+
+
+def test_ope_evaluate_judges_the_operating_point_on_test_with_intervals_beside_truth(
+    sim_dataset: Path, trained: Path, from_log: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "evaluation"
+    events = sim_dataset.parent / "events"
+    main(["ope", "evaluate", "--run", str(trained), "--dataset", str(sim_dataset), "--events", str(events)]
+         + ["--weights", str(from_log / "weights.json"), "--out", str(out)])  # fmt: skip
+    report = json.loads((out / "evaluation.json").read_text())
+    test_rows = pl.read_parquet(sim_dataset / "test.parquet").height
+    assert report["split"] == "test" and report["opportunities"] == test_rows
+    assert report["problem"]["candidates"] == "log"
+    nothing = report["policies"]["send_nothing"]
+    assert nothing["send_share"] == 0 and nothing["rewards"]["send_volume"]["truth"] == 0
+    assert nothing["rewards"]["send_volume"]["ips"]["value"] == 0
+    point = report["policies"]["operating_point"]["rewards"]
+    for reward in ("conversion", "retention", "unsubscribe", "send_volume"):
+        estimate = point[reward]["dros"]
+        assert estimate["ci_low"] <= estimate["value"] <= estimate["ci_high"]
+        # Within four standard errors of the oracle's truth on the same decisions (one fixed world and seed).
+        assert abs(estimate["value"] - point[reward]["truth"]) <= 4 * estimate["standard_error"] + 1e-4, reward
 
 
 def test_log_candidates_are_required_where_asked_for(sim_dataset: Path, trained: Path, tmp_path: Path) -> None:

@@ -23,14 +23,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from mtr.data.candidates import read_dataset_candidates
+from mtr.data.candidates import candidates_path, read_dataset_candidates
+from mtr.data.eventlog import event_log_fingerprint
 from mtr.errors import InputError
-from mtr.io import atomic_write_bytes
+from mtr.io import atomic_write_bytes, mark_output_dir
 from mtr.objectives import Objective
 from mtr.ope.dataset_feedback import dataset_feedback, logged_rewards
 from mtr.ope.logged_feedback import LoggedFeedback, binary_rewards
@@ -318,6 +319,80 @@ def _from_arrays(saved: np.lib.npyio.NpzFile) -> LoggedProblem:
     truth = saved["truth"] if "truth" in saved.files else None
     inputs = FusionInputs(groups, saved["probabilities"], objectives=objectives)
     return LoggedProblem(inputs, feedback, truth, json.loads(str(saved["description"])))
+
+
+def load_problem(
+    out: Path, inputs: dict[str, Any], events: Path | None, candidates: str = "auto", command: str = "pareto"
+) -> LoggedProblem:
+    """The scored problem, from OUT/problem.npz when it was built from the same files (see `cached_problem`).
+
+    Args:
+        out: the study's output folder.
+        inputs: run (a folder or the fold models' list), checkpoint, dataset and split, as `pareto` names them.
+        events: the event log the dataset was built from (a simulation gives the truth), or None.
+        candidates: "auto", "log", "simulator" or "arms" (see `mtr.pareto.commands.pareto`).
+        command: the command whose output folder `out` is (marked once the inputs are checked).
+    """
+    from mtr.ope.scorers import check_trained_on, load_scorers
+    from mtr.sim.oracle import has_truth
+
+    runs = inputs["run"] if isinstance(inputs["run"], list) else [inputs["run"]]
+    dataset, split = Path(inputs["dataset"]), inputs["split"]
+    names = split_names(split)
+    scorers = load_scorers([Path(r) for r in runs], inputs["checkpoint"], names)
+    schema = DatasetSchema.load(dataset)
+    check_trained_on(scorers, dataset, schema)
+    checked_splits(schema, dataset, split)
+    if events is not None:
+        check_events_of(dataset, schema, Path(events))
+    source = candidate_source(candidates, candidates_path(dataset).exists(), events is not None)
+    if source == "simulator" and not has_truth(events):
+        raise InputError(f"candidates: 'simulator' needs a folder written by `mtr simulate`; {events} is not one")
+    builders = {
+        "log": lambda: log_problem(scorers, dataset, split, events),
+        "simulator": lambda: simulator_problem(scorers, dataset, events, split),
+        "arms": lambda: arm_problem(scorers, dataset, split),
+    }
+    key = {
+        **inputs,
+        "events": str(events),
+        "candidates": source,
+        "models": [file_stamp(s.checkpoint) if s.checkpoint.exists() else None for s in scorers],
+        # The schema only, not the rows: their files' stamps.
+        "rows": [file_stamp(schema.split_path(dataset, name)) for name in names],
+    }
+    mark_output_dir(out, command)  # the inputs checked: only now the folder and its files
+    if source == "log":
+        key["candidate_rows"] = file_stamp(candidates_path(dataset))
+    return cached_problem(out / "problem.npz", key, builders[source])
+
+
+def candidate_source(choice: str, log_has_candidates: bool, simulated: bool) -> str:
+    """The candidates a study uses ("auto": the log's own, else the simulator's, else arms), checked available."""
+    if choice == "auto":
+        return "log" if log_has_candidates else "simulator" if simulated else "arms"
+    if choice == "log" and not log_has_candidates:
+        raise InputError(
+            "candidates: 'log' needs the dataset's candidates.parquet, which `mtr build-dataset` writes when the "
+            "event log has a candidates table"
+        )
+    if choice == "simulator" and not simulated:
+        raise InputError("candidates: 'simulator' needs --events, the simulation the dataset was built from")
+    if choice not in ("log", "simulator", "arms"):
+        raise InputError(f"candidates: expected auto, log, simulator or arms, got {choice!r}")
+    return choice
+
+
+def check_events_of(dataset: Path, schema: DatasetSchema, events: Path) -> None:
+    """`events` is the simulation `dataset` was built from (the event-log fingerprint its schema records)."""
+    if not (events / "meta.json").is_file():
+        raise InputError(f"events: {events} is not an event-log folder (no meta.json)")
+    built_from = schema.metadata.get("fingerprint")
+    if built_from is not None and built_from != event_log_fingerprint(events):
+        raise InputError(
+            f"events: dataset {dataset} was built from another event log (fingerprint {built_from[:12]}), not from "
+            f"{events}; give the simulation it was built from"
+        )
 
 
 def file_stamp(path: Path) -> dict[str, float]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mtr.errors import InputError
 from mtr.ope.estimators import Z_95
 from mtr.pareto.limits import Limits
 from mtr.pareto.spec import Direction, SamplerSpec
 
 if TYPE_CHECKING:
-    from mtr.ope.problem import LoggedProblem
-    from mtr.schema import DatasetSchema
+    pass
 
 
 def pareto(
@@ -75,6 +73,7 @@ def pareto(
         overwrite: write into `out` even when it is not an earlier study's folder (never into an input).
     """
     from mtr.io import check_output_dir
+    from mtr.ope.problem import load_problem
     from mtr.pareto.run import StudyRun, run_pareto
     from mtr.pareto.spec import ParetoSpec
 
@@ -84,95 +83,10 @@ def pareto(
     runs = [str(r) for r in run] if isinstance(run, list) else str(run)
     check_output_dir(out, "pareto", overwrite, [*(run if isinstance(run, list) else [run]), dataset, events])
     provenance = {"run": runs, "checkpoint": checkpoint, "dataset": str(dataset), "split": split}
-    problem = load_problem(Path(out), provenance, events, candidates)
+    problem = load_problem(Path(out), provenance, events, candidates, command="pareto")
     summary = run_pareto(problem, spec, study_run, provenance)
     print_summary(summary, Path(out))
     return summary
-
-
-def load_problem(out: Path, inputs: dict[str, Any], events: Path | None, candidates: str = "auto") -> LoggedProblem:
-    """The scored problem, from OUT/problem.npz when it was built from the same files (see `cached_problem`).
-
-    Args:
-        out: the study's output folder.
-        inputs: run (a folder or the fold models' list), checkpoint, dataset and split, as `pareto` names them.
-        events: the event log the dataset was built from (a simulation gives the truth), or None.
-        candidates: "auto", "log", "simulator" or "arms" (see `pareto`).
-    """
-    from mtr.data.candidates import candidates_path
-    from mtr.io import mark_output_dir
-    from mtr.ope.problem import (
-        arm_problem,
-        cached_problem,
-        checked_splits,
-        file_stamp,
-        log_problem,
-        simulator_problem,
-        split_names,
-    )
-    from mtr.ope.scorers import check_trained_on, load_scorers
-    from mtr.schema import DatasetSchema
-    from mtr.sim.oracle import has_truth
-
-    runs = inputs["run"] if isinstance(inputs["run"], list) else [inputs["run"]]
-    dataset, split = Path(inputs["dataset"]), inputs["split"]
-    names = split_names(split)
-    scorers = load_scorers([Path(r) for r in runs], inputs["checkpoint"], names)
-    schema = DatasetSchema.load(dataset)
-    check_trained_on(scorers, dataset, schema)
-    checked_splits(schema, dataset, split)
-    if events is not None:
-        check_events_of(dataset, schema, Path(events))
-    source = candidate_source(candidates, candidates_path(dataset).exists(), events is not None)
-    if source == "simulator" and not has_truth(events):
-        raise InputError(f"candidates: 'simulator' needs a folder written by `mtr simulate`; {events} is not one")
-    builders = {
-        "log": lambda: log_problem(scorers, dataset, split, events),
-        "simulator": lambda: simulator_problem(scorers, dataset, events, split),
-        "arms": lambda: arm_problem(scorers, dataset, split),
-    }
-    key = {
-        **inputs,
-        "events": str(events),
-        "candidates": source,
-        "models": [file_stamp(s.checkpoint) if s.checkpoint.exists() else None for s in scorers],
-        # The schema only, not the rows: their files' stamps.
-        "rows": [file_stamp(schema.split_path(dataset, name)) for name in names],
-    }
-    mark_output_dir(out, "pareto")  # the inputs checked: only now the folder and its files
-    if source == "log":
-        key["candidate_rows"] = file_stamp(candidates_path(dataset))
-    return cached_problem(out / "problem.npz", key, builders[source])
-
-
-def candidate_source(choice: str, log_has_candidates: bool, simulated: bool) -> str:
-    """The candidates a study uses ("auto": the log's own, else the simulator's, else arms), checked available."""
-    if choice == "auto":
-        return "log" if log_has_candidates else "simulator" if simulated else "arms"
-    if choice == "log" and not log_has_candidates:
-        raise InputError(
-            "candidates: 'log' needs the dataset's candidates.parquet, which `mtr build-dataset` writes when the "
-            "event log has a candidates table"
-        )
-    if choice == "simulator" and not simulated:
-        raise InputError("candidates: 'simulator' needs --events, the simulation the dataset was built from")
-    if choice not in ("log", "simulator", "arms"):
-        raise InputError(f"candidates: expected auto, log, simulator or arms, got {choice!r}")
-    return choice
-
-
-def check_events_of(dataset: Path, schema: DatasetSchema, events: Path) -> None:
-    """`events` is the simulation `dataset` was built from (the event-log fingerprint its schema records)."""
-    from mtr.data.eventlog import event_log_fingerprint
-
-    if not (events / "meta.json").is_file():
-        raise InputError(f"events: {events} is not an event-log folder (no meta.json)")
-    built_from = schema.metadata.get("fingerprint")
-    if built_from is not None and built_from != event_log_fingerprint(events):
-        raise InputError(
-            f"events: dataset {dataset} was built from another event log (fingerprint {built_from[:12]}), not from "
-            f"{events}; give the simulation it was built from"
-        )
 
 
 def print_summary(summary: dict[str, Any], out: Path) -> None:
