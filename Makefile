@@ -68,6 +68,12 @@ bench-data: $(STAMP)
 bench-pareto: $(STAMP)
 	$(BIN)/python scripts/bench_pareto.py
 
+# Memory and time of scoring a log's candidates for a study, in chunks against all at once, at two sizes.
+# Needs `make demo` first (its run and dataset).
+.PHONY: bench-scoring
+bench-scoring: $(STAMP)
+	$(BIN)/python scripts/bench_scoring.py --run $(DEMO_DIR)/run --dataset $(DEMO_DIR)/dataset
+
 # Serving latency (200-candidate request, p50/p99) and throughput (100k candidates): eager, .pt2, AOTInductor.
 # Needs `make demo` first (its run, events and dataset).
 .PHONY: bench-serve

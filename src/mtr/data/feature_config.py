@@ -254,19 +254,16 @@ class FeatureConfig:
             _reject_unknown(item, ("table", "windows_days", "per_channel", "recency"), source, f"{where}.")
             if "table" not in item:
                 raise InputError(f"{source}: field '{where}.table' is missing")
-            windows = item.get("windows_days")
-            counts.append(
-                HistoryCount(
-                    item["table"],
-                    tuple(windows) if windows is not None else None,
-                    bool(item.get("per_channel", False)),
-                    bool(item.get("recency", False)),
-                )
-            )
+            flags = {name: item.get(name, False) for name in ("per_channel", "recency")}
+            for name, flag in flags.items():
+                if not isinstance(flag, bool):
+                    raise InputError(f"{source}: field '{where}.{name}' must be true or false, got {flag!r}")
+            counts.append(HistoryCount(item["table"], _windows(item.get("windows_days"), source, where), **flags))
+        windows = _windows(history.get("windows_days", [7, 28]), source, "history")
         try:
-            return cls(**tables, windows_days=tuple(history.get("windows_days", (7, 28))), counts=tuple(counts))
-        except InputError as error:
-            raise InputError(f"{source}: {error}") from error
+            return cls(**tables, windows_days=windows or (7, 28), counts=tuple(counts))
+        except InputError as error:  # its message starts "feature config ...": name the file instead
+            raise InputError(str(error).replace("feature config", source, 1)) from error
 
     @classmethod
     def load(cls, path: Path | str) -> FeatureConfig:
@@ -278,6 +275,15 @@ class FeatureConfig:
         except yaml.YAMLError as error:
             raise InputError(f"feature config {path} is not valid YAML: {error}") from error
         return cls.from_dict(raw, source=f"feature config {path}")
+
+
+def _windows(value: Any, source: str, where: str) -> tuple[int, ...] | None:
+    """A list of whole days, or None where none is given."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(w, int) and not isinstance(w, bool) for w in value):
+        raise InputError(f"{source}: field '{where}.windows_days' must be a list of whole days, got {value!r}")
+    return tuple(value)
 
 
 def _require_mapping(value: Any, source: str, where: str) -> None:
