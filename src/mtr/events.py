@@ -70,6 +70,12 @@ EVENT_TABLES: dict[str, dict[str, DtypeSpec]] = {
     },
 }
 
+# Optional columns of the contract's tables, kept (timestamps brought to UTC) where a table has them: a message's
+# launch time, before which no candidate may offer it (`mtr.data.candidates`).
+OPTIONAL_COLUMNS: dict[str, dict[str, DtypeSpec]] = {
+    "messages": {"launched_ts": pl.Datetime},
+}
+
 # Optional: every action that was possible at each decision, "none" included, with the logging policy's
 # probability of each (null where the logger does not know it). The taken action is one of them.
 CANDIDATES_TABLE = "candidates"

@@ -17,7 +17,7 @@ import polars as pl
 from mtr.data.feature_config import ATTRIBUTE_TABLES, SIMULATOR_FEATURES, FeatureConfig, TableFeatures
 from mtr.data.preprocess import SPARSE_RAW_DTYPES
 from mtr.errors import InputError
-from mtr.events import CANDIDATES_TABLE, EVENT_TABLES, META_FILE, TIMESTAMP
+from mtr.events import CANDIDATES_TABLE, EVENT_TABLES, META_FILE, OPTIONAL_COLUMNS, TIMESTAMP
 from mtr.io import files_fingerprint
 from mtr.schema import CHANNELS, NO_SEND
 from mtr.tables import NUMERIC, DtypeSpec, check_columns, scan_table
@@ -36,7 +36,8 @@ class EventLog:
         folder: the event-log folder.
         log_start: start of the observation window (UTC, inclusive).
         log_end: end of the observation window (UTC, exclusive).
-        tables: table name -> lazy scan with the contract's columns only, timestamps as Datetime("us", "UTC").
+        tables: table name -> lazy scan with the contract's columns (`OPTIONAL_COLUMNS` where present) and the
+            declared attributes only, timestamps as Datetime("us", "UTC").
         paths: table name -> Parquet file.
     """
 
@@ -115,8 +116,8 @@ def read_meta(folder: Path) -> tuple[datetime, datetime]:
 
 
 def _scan_utc(path: Path, table: str, features: FeatureConfig) -> pl.LazyFrame:
-    """Scan a table, keep the contract's and the declared attribute columns and bring every timestamp to
-    Datetime("us", "UTC")."""
+    """Scan a table, keep the contract's columns (its optional ones where present) and the declared attribute
+    columns, and bring every timestamp to Datetime("us", "UTC")."""
     frame = scan_table(path, table, EVENT_TABLES[table])
     schema = frame.collect_schema()
     declared: dict[str, DtypeSpec] = {}
@@ -133,6 +134,8 @@ def _scan_utc(path: Path, table: str, features: FeatureConfig) -> pl.LazyFrame:
                         f"lacks (columns: {schema.names()})"
                     )
                 declared[column] = dtypes
+    # The contract's optional columns (a message's launched_ts) are kept where the table has them.
+    declared |= {c: dtype for c, dtype in OPTIONAL_COLUMNS.get(table, {}).items() if c in schema}
     check_columns(table, schema, declared)
     required = {**EVENT_TABLES[table], **declared}
     columns = []

@@ -129,30 +129,32 @@ class FeatureConfig:
             for column, transform in declared.dense.items():
                 if transform not in get_args(Transform):
                     raise InputError(
-                        f"feature config field '{table}.dense.{column}': transform must be one of "
+                        f"feature config: field '{table}.dense.{column}': transform must be one of "
                         f"{list(get_args(Transform))}, got {transform!r}"
                     )
             reserved = sorted(set(declared.columns) & set(RESERVED[table]))
             if reserved:
                 raise InputError(
-                    f"feature config field '{table}': {reserved} are keys or actions of the contract, not attributes"
+                    f"feature config: field '{table}': {reserved} are keys or actions of the contract, not attributes"
                 )
         for where, windows in [("history.windows_days", self.windows_days)] + [
             (f"history.counts[{i}].windows_days", c.windows_days) for i, c in enumerate(self.counts)
         ]:
             if windows is not None and (not windows or any(not isinstance(w, int) or w < 1 for w in windows)):
-                raise InputError(f"feature config field '{where}' must list whole days >= 1, got {windows}")
+                raise InputError(f"feature config: field '{where}' must list whole days >= 1, got {windows}")
         for i, count in enumerate(self.counts):
             if count.table not in HISTORY_TABLES:
                 raise InputError(
-                    f"feature config field 'history.counts[{i}].table' must be one of {list(HISTORY_TABLES)}, "
+                    f"feature config: field 'history.counts[{i}].table' must be one of {list(HISTORY_TABLES)}, "
                     f"got {count.table!r}"
                 )
             if count.per_channel and count.table not in ("sends", "engagements"):
                 raise InputError(
-                    f"feature config field 'history.counts[{i}].per_channel': table '{count.table}' has no channel"
+                    f"feature config: field 'history.counts[{i}].per_channel': table '{count.table}' has no channel"
                 )
-        names = [*self.sparse, *self.dense]
+        # Each part's names, not the merged `dense` mapping, in which a repeated name would silently collapse.
+        dense = [*(n for t in ATTRIBUTE_TABLES for n in getattr(self, t).dense), *STANDING_DENSE]
+        names = [*self.sparse, *dense, *self.history_counts, *self.recencies]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise InputError(f"feature config: feature name(s) {repeated} are declared twice (or clash with built-ins)")
@@ -261,7 +263,7 @@ class FeatureConfig:
             counts.append(HistoryCount(item["table"], _windows(item.get("windows_days"), source, where), **flags))
         windows = _windows(history.get("windows_days", [7, 28]), source, "history")
         try:
-            return cls(**tables, windows_days=windows or (7, 28), counts=tuple(counts))
+            return cls(**tables, windows_days=windows if windows is not None else (7, 28), counts=tuple(counts))
         except InputError as error:  # its message starts "feature config ...": name the file instead
             raise InputError(str(error).replace("feature config", source, 1)) from error
 
@@ -282,7 +284,7 @@ def _windows(value: Any, source: str, where: str) -> tuple[int, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(w, int) and not isinstance(w, bool) for w in value):
-        raise InputError(f"{source}: field '{where}.windows_days' must be a list of whole days, got {value!r}")
+        raise InputError(f"{source}: field '{where}.windows_days' must list whole days >= 1, got {value!r}")
     return tuple(value)
 
 
