@@ -29,6 +29,8 @@ def score_once(run: Path, dataset: Path, split: str, chunk: int) -> dict[str, fl
     rows, _ = split_rows(dataset, split)
     candidates = CandidateTable.from_frame(read_dataset_candidates(dataset, rows["row_id"]))
     scorers = load_scorers([run], "last.ckpt", ["validation"])
+    for scorer in scorers:  # the model loaded before the baseline: what is measured is the scoring
+        _ = scorer.model
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     predicted, _ = scored_candidates(scorers, candidates, rows, f"split {split}", chunk=chunk)

@@ -79,6 +79,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, DtypeSpec]] = {
 # Optional: every action that was possible at each decision, "none" included, with the logging policy's
 # probability of each (null where the logger does not know it). The taken action is one of them.
 CANDIDATES_TABLE = "candidates"
+CANDIDATES_FILE = f"{CANDIDATES_TABLE}.parquet"  # in an event-log folder, and in a dataset built from one
 CANDIDATE_COLUMNS: dict[str, DtypeSpec] = {
     "opportunity_id": pl.Int64,
     "message_id": pl.Int64,  # null for "none"

@@ -150,6 +150,12 @@ def hour_already_past(tables: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, st
     )
 
 
+def send_without_hour(tables: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, str]:
+    send = tables["candidates"].filter(pl.col("channel") != "none").row(0, named=True)
+    added = candidate_row(send["opportunity_id"], send["message_id"], send["channel"], None)
+    return pl.concat([tables["candidates"], added]), r"column 'hour': 1 row\(s\) are sends without an hour in 0..23"
+
+
 def second_none(tables: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, str]:
     decision = int(tables["candidates"]["opportunity_id"][0])
     added = candidate_row(decision, None, "none", None)
@@ -210,6 +216,7 @@ BAD_TABLES: dict[str, Callable[[dict[str, pl.DataFrame]], tuple[pl.DataFrame, st
     "propensities_over_one": propensities_over_one,
     "unsubscribed_channel": unsubscribed_channel,
     "hour_already_past": hour_already_past,
+    "send_without_hour": send_without_hour,
     "second_none": second_none,
     "unknown_decision": unknown_decision,
     "before_launch": before_launch,

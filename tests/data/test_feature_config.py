@@ -97,11 +97,15 @@ BAD_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "reserved_user_id": (
         edited(users={"sparse": ["user_id", "country"]}),
-        r"field 'users': \['user_id'\] are keys or actions of the contract, not attributes",
+        r"field 'users': \['user_id'\] are keys, actions or columns of the dataset, not attributes",
     ),
     "reserved_propensity": (
         edited(opportunities={"dense": {"propensity": "identity"}}),
-        r"field 'opportunities': \['propensity'\] are keys or actions of the contract, not attributes",
+        r"field 'opportunities': \['propensity'\] are keys, actions or columns of the dataset, not attributes",
+    ),
+    "another_tables_column": (  # joined into one row, it would be the logging policy's propensity
+        edited(users={"dense": {"propensity": "identity"}}),
+        r"field 'users': \['propensity'\] are keys, actions or columns of the dataset, not attributes",
     ),
     "duplicate_sparse_across_tables": (
         edited(users={"sparse": ["country"]}, messages={"sparse": ["country"]}),
@@ -116,8 +120,8 @@ BAD_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
         r"feature name\(s\) \['score'\] are declared twice",
     ),
     "clash_with_a_built_in": (
-        edited(users={"sparse": ["hour"]}),
-        r"feature name\(s\) \['hour'\] are declared twice \(or clash with built-ins\)",
+        edited(users={"sparse": ["day_of_week"]}),
+        r"feature name\(s\) \['day_of_week'\] are declared twice \(or clash with built-ins\)",
     ),
     "count_declared_twice": (
         with_history(counts=[{"table": "sends"}, {"table": "sends", "windows_days": [28]}]),
@@ -177,7 +181,7 @@ def test_a_missing_file_is_a_named_error(tmp_path: Path) -> None:
 def test_build_dataset_refuses_a_bad_feature_config_before_writing(tmp_path: Path) -> None:
     path = tmp_path / "features.yaml"
     path.write_text(yaml.safe_dump(edited(users={"sparse": ["user_id"]})))
-    with pytest.raises(InputError, match=r"\['user_id'\] are keys or actions"):
+    with pytest.raises(InputError, match=r"\['user_id'\] are keys, actions or columns of the dataset"):
         main(["build-dataset", "--events", str(tmp_path / "no_events"), "--out", str(tmp_path / "d")]
              + ["--features", str(path)])  # fmt: skip
     assert not (tmp_path / "d").exists()

@@ -11,7 +11,7 @@ import pytest
 from mtr.cli import main
 from mtr.data.candidates import read_dataset_candidates
 from mtr.errors import InputError
-from mtr.ope.problem import split_rows
+from mtr.ope.problem import candidate_source, split_rows
 from mtr.scoring.candidates import CandidateTable, simulator_candidates
 
 QUIET = ["--wandb", "false", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -80,6 +80,15 @@ def test_ope_evaluate_judges_the_operating_point_on_test_with_intervals_beside_t
         assert estimate["ci_low"] <= estimate["value"] <= estimate["ci_high"]
         # Within four standard errors of the oracle's truth on the same decisions (one fixed world and seed).
         assert abs(estimate["value"] - point[reward]["truth"]) <= 4 * estimate["standard_error"] + 1e-4, reward
+
+
+def test_auto_takes_the_logs_candidates_then_the_simulators_then_arms() -> None:
+    assert candidate_source("auto", log_has_candidates=True, simulated=True) == "log"
+    assert candidate_source("auto", log_has_candidates=False, simulated=True) == "simulator"
+    # A platform's log without a candidate table: its events give no oracle, so arms (randomised experiments).
+    assert candidate_source("auto", log_has_candidates=False, simulated=False) == "arms"
+    with pytest.raises(InputError, match="'simulator' needs --events, the folder `mtr simulate` wrote"):
+        candidate_source("simulator", log_has_candidates=True, simulated=False)
 
 
 def test_log_candidates_are_required_where_asked_for(sim_dataset: Path, trained: Path, tmp_path: Path) -> None:

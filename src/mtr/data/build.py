@@ -21,7 +21,8 @@ from mtr.data.asof import KEY
 from mtr.data.candidates import candidates_path, dataset_candidates, open_candidates
 from mtr.data.eventlog import EventLog, open_event_log, raise_first
 from mtr.data.feature_config import SIMULATOR_FEATURES, FeatureConfig
-from mtr.data.features import engagements_of_logged_sends, opportunity_features
+from mtr.data.features import HISTORY_TABLES, engagements_of_logged_sends, opportunity_features
+from mtr.data.label_windows import CONVERSION_WINDOW
 from mtr.data.labels import (
     VALUE_COLUMN,
     ObservedUntil,
@@ -174,7 +175,9 @@ def _write_splits(
     """Build partition after partition into part files, then stream the parts into one file per split."""
     work = folder / "_work"
     for index, tables in enumerate(partitioned_tables(log, config.partitions, work / "tables")):
-        frame = build_partition(tables, observed, config, plan.expr(), schema.objective_table, features, log.log_start)
+        frame = build_partition(
+            tables, observed, config, plan.expr(), schema.objective_table, features, log_start=log.log_start
+        )
         for name in SPLITS:
             part = work / "parts" / name / f"{index:05d}.parquet"
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -208,22 +211,18 @@ def build_partition(
     split: pl.Expr,
     objectives: tuple[Objective, ...] = MESSAGING_OBJECTIVES,
     features: FeatureConfig = SIMULATOR_FEATURES,
-    log_start: datetime | None = None,
+    *,
+    log_start: datetime,
 ) -> pl.DataFrame:
     """Context, features, labels and masks of one partition's opportunities, with a `split` column (rows
     in no split, immature or in an embargo gap, are dropped after their history has served the others).
 
     Engagements of sends that the log does not hold (made before it starts) are left out here; the build
-    counts them first (`earlier_send_engagements`). `log_start` defaults to the first decision."""
+    counts them first (`earlier_send_engagements`). `log_start` is the log's window start (`history_days`)."""
     opportunities = tables["opportunities"]
     engagements = engagements_of_logged_sends(tables["engagements"], opportunities)
     _check_engagements(opportunities, engagements)
-    events = {
-        "engagements": engagements,
-        **{name: tables[name] for name in ("conversions", "unsubscribes", "activity")},
-    }
-    if log_start is None:
-        log_start = opportunities.select(pl.col("ts").min()).collect().item()
+    events = {name: engagements if name == "engagements" else tables[name] for name in HISTORY_TABLES}
     features = opportunity_features(
         opportunities,
         tables["users"],
@@ -277,18 +276,26 @@ def _write_candidates(
 
 def earlier_send_engagements(log: EventLog) -> int:
     """How many engagements refer to no opportunity of the log: a log that starts mid-stream has engagements of
-    sends made before it. An engagement whose opportunity exists but belongs to another user is an error."""
+    sends made before it, within the longest window a send's outcomes are counted over (`CONVERSION_WINDOW`) of
+    its start. Later ones, or one whose opportunity belongs to another user, are an export that went wrong."""
     opportunities = log.tables["opportunities"].select(KEY, pl.col("user_id").alias("user_of_send"))
     matched = log.tables["engagements"].join(opportunities, on=KEY, how="left")
+    unknown = pl.col("user_of_send").is_null()
     raise_first(
         "engagements",
         matched,
         [
             (
                 "user_id",
-                pl.col("user_of_send").is_not_null() & (pl.col("user_id") != pl.col("user_of_send")),
+                ~unknown & (pl.col("user_id") != pl.col("user_of_send")),
                 "refer to another user's opportunity in table 'opportunities'",
-            )
+            ),
+            (
+                KEY,
+                unknown & (pl.col("ts") >= log.log_start + CONVERSION_WINDOW),
+                f"refer to no opportunity yet come {CONVERSION_WINDOW.days} days or more after log_start (engagements"
+                " of sends made before the log are dropped only near its start): is table 'opportunities' complete?",
+            ),
         ],
     )
     return matched.select(pl.col("user_of_send").is_null().sum()).collect().item()

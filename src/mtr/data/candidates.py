@@ -17,14 +17,14 @@ from pathlib import Path
 
 import polars as pl
 
-from mtr.data.asof import KEY, cumulative_table, lookup_before
+from mtr.data.asof import KEY
 from mtr.data.eventlog import EVERY_ROW, EventLog, raise_first
+from mtr.data.features import unsubscribed_before
 from mtr.errors import InputError
-from mtr.events import CANDIDATE_COLUMNS, CANDIDATES_TABLE
+from mtr.events import CANDIDATE_COLUMNS, CANDIDATES_FILE, CANDIDATES_TABLE
 from mtr.schema import CHANNELS, NO_SEND
 from mtr.tables import scan_table
 
-CANDIDATES_FILE = f"{CANDIDATES_TABLE}.parquet"
 ACTION_KEY = ("message_id", "channel", "hour")
 # Propensities of one decision may exceed 1 by rounding only.
 PROPENSITY_TOLERANCE = 1e-6
@@ -62,7 +62,7 @@ def open_candidates(log: EventLog) -> pl.LazyFrame | None:
                 f"have an unknown channel (allowed: {', '.join([*CHANNELS, NO_SEND])})",
             ),
             ("message_id", send & pl.col("message_id").is_null(), "are sends without a message_id"),
-            ("hour", send & ~pl.col("hour").is_between(0, 23), "are sends without an hour in 0..23"),
+            ("hour", send & ~pl.col("hour").is_between(0, 23).fill_null(False), "are sends without an hour in 0..23"),
             (
                 "message_id",
                 ~send & (pl.col("message_id").is_not_null() | pl.col("hour").is_not_null()),
@@ -129,40 +129,50 @@ def _check_taken(opportunities: pl.LazyFrame, raw: pl.LazyFrame, table: str) -> 
 
 
 def _check_possible(log: EventLog, candidates: pl.LazyFrame, table: str) -> None:
-    """Every send candidate was possible at its decision."""
-    messages = log.tables["messages"]
-    message_columns = messages.collect_schema().names()
-    launched = "launched_ts" in message_columns
-    sends = candidates.filter(pl.col("channel") != NO_SEND).join(
-        messages.select("message_id", "channels", *(["launched_ts"] if launched else [])), on="message_id", how="left"
-    )
-    unsubscribed = {f"unsubscribed_{c}": (pl.col("channel") == c).sum().cast(pl.Int64) for c in CHANNELS}
-    decisions = candidates.select(KEY, "user_id", "ts").unique(KEY)
-    left = lookup_before(
-        decisions, pl.col("ts"), cumulative_table(log.tables["unsubscribes"], "ts", unsubscribed), list(unsubscribed)
-    )
-    sends = sends.join(left, on=KEY, how="left")
-    gone = pl.lit(False)
-    for channel in CHANNELS:
-        gone = gone | ((pl.col("channel") == channel) & (pl.col(f"unsubscribed_{channel}") > 0))
-    seconds_into_day = pl.col("ts").dt.hour().cast(pl.Int64) * 3600 + pl.col("ts").dt.minute() * 60
+    """Every send candidate was possible at its decision (`send_rules`)."""
+    sends = with_send_context(log, candidates.filter(pl.col("channel") != NO_SEND))
+    rules = send_rules(sends.collect_schema().names())
     checks = [
         ("message_id", pl.col("channels").is_null(), "name a message missing from table 'messages'"),
-        (
-            "channel",
-            pl.col("channels").is_not_null() & ~pl.col("channels").list.contains(pl.col("channel")),
-            "are on a channel their message does not allow",
-        ),
-        ("channel", gone, "are on a channel the user unsubscribed from before the decision"),
-        (
-            "hour",
-            pl.col("hour").cast(pl.Int64) * 3600 < seconds_into_day,
-            "are at an hour already past at the decision",
-        ),
+        ("channel", ~rules["allowed"], "are on a channel their message does not allow"),
+        ("channel", ~rules["subscribed"], "are on a channel the user unsubscribed from before the decision"),
+        ("hour", ~rules["ahead"], "are at an hour already past at the decision"),
     ]
-    if launched:
-        checks.append(("message_id", pl.col("ts") < pl.col("launched_ts"), "offer a message before its launched_ts"))
+    if "launched" in rules:
+        checks.append(("message_id", ~rules["launched"], "offer a message before its launched_ts"))
     raise_first(table, sends, checks)
+
+
+def with_send_context(log: EventLog, sends: pl.LazyFrame) -> pl.LazyFrame:
+    """Send actions `[opportunity_id, user_id, ts, message_id, channel, hour, ...]` with what their possibility
+    depends on: the message's channels (and launched_ts) and the user's unsubscribes per channel before ts."""
+    messages = log.tables["messages"]
+    launched = ["launched_ts"] if "launched_ts" in messages.collect_schema().names() else []
+    decisions = sends.select(KEY, "user_id", "ts").unique(KEY)
+    return sends.join(messages.select("message_id", "channels", *launched), on="message_id", how="left").join(
+        unsubscribed_before(decisions, log.tables["unsubscribes"]), on=KEY, how="left"
+    )
+
+
+def send_rules(columns: list[str]) -> dict[str, pl.Expr]:
+    """The contract's rules of a possible send, over `with_send_context` rows: each is true where it holds.
+
+    - allowed: the message allows the channel;
+    - subscribed: the user had not unsubscribed from the channel before the decision;
+    - ahead: the send's hour is not past on the decision's day (sends happen on the decision's day);
+    - launched (where messages have launched_ts): the message had launched by the decision.
+    """
+    subscribed = pl.lit(True)
+    for channel in CHANNELS:
+        subscribed = subscribed & ~((pl.col("channel") == channel) & (pl.col(f"unsubscribed_{channel}") > 0))
+    rules = {
+        "allowed": pl.col("channels").list.contains(pl.col("channel")).fill_null(False),
+        "subscribed": subscribed,
+        "ahead": pl.col("hour").cast(pl.Int64) >= pl.col("ts").dt.hour().cast(pl.Int64),
+    }
+    if "launched_ts" in columns:
+        rules["launched"] = pl.col("launched_ts").is_null() | (pl.col("launched_ts") <= pl.col("ts"))
+    return rules
 
 
 def dataset_candidates(
@@ -226,29 +236,10 @@ def possible_actions(log: EventLog, decisions: pl.LazyFrame, hours: tuple[int, .
     Returns:
         `[opportunity_id, user_id, ts, message_id, channel, hour, propensity]`, the "none" candidate first.
     """
-    messages = log.tables["messages"]
-    launched = "launched_ts" in messages.collect_schema().names()
-    offers = messages.select(
-        "message_id", pl.col("channels").alias("channel"), *(["launched_ts"] if launched else [])
-    ).explode("channel")
-    unsubscribed = {f"unsubscribed_{c}": (pl.col("channel") == c).sum().cast(pl.Int64) for c in CHANNELS}
-    left = lookup_before(
-        decisions, pl.col("ts"), cumulative_table(log.tables["unsubscribes"], "ts", unsubscribed), list(unsubscribed)
-    )
-    sends = (
-        decisions.join(left, on=KEY)
-        .join(offers, how="cross")
-        .join(pl.LazyFrame({"hour": pl.Series(sorted(set(hours)), dtype=pl.Int32)}), how="cross")
-    )
-    still_subscribed = pl.lit(True)
-    for channel in CHANNELS:
-        still_subscribed = still_subscribed & ~(
-            (pl.col("channel") == channel) & (pl.col(f"unsubscribed_{channel}") > 0)
-        )
-    seconds_into_day = pl.col("ts").dt.hour().cast(pl.Int64) * 3600 + pl.col("ts").dt.minute() * 60
-    possible = still_subscribed & (pl.col("hour").cast(pl.Int64) * 3600 >= seconds_into_day)
-    if launched:
-        possible = possible & (pl.col("launched_ts").is_null() | (pl.col("launched_ts") <= pl.col("ts")))
+    offers = log.tables["messages"].select("message_id", pl.col("channels").alias("channel")).explode("channel")
+    grid = pl.LazyFrame({"hour": pl.Series(sorted(set(hours)), dtype=pl.Int32)})
+    sends = with_send_context(log, decisions.join(offers, how="cross").join(grid, how="cross"))
+    possible = pl.all_horizontal(send_rules(sends.collect_schema().names()).values())
     columns = [KEY, "user_id", "ts", "message_id", "channel", "hour"]
     nones = decisions.select(
         KEY, "user_id", "ts", pl.lit(None, pl.Int64).alias("message_id"), pl.lit(NO_SEND).alias("channel"),

@@ -17,7 +17,7 @@ import polars as pl
 from mtr.data.feature_config import ATTRIBUTE_TABLES, SIMULATOR_FEATURES, FeatureConfig, TableFeatures
 from mtr.data.preprocess import SPARSE_RAW_DTYPES
 from mtr.errors import InputError
-from mtr.events import CANDIDATES_TABLE, EVENT_TABLES, META_FILE, OPTIONAL_COLUMNS, TIMESTAMP
+from mtr.events import CANDIDATES_FILE, CANDIDATES_TABLE, EVENT_TABLES, META_FILE, OPTIONAL_COLUMNS, TIMESTAMP
 from mtr.io import files_fingerprint
 from mtr.schema import CHANNELS, NO_SEND
 from mtr.tables import NUMERIC, DtypeSpec, check_columns, scan_table
@@ -56,7 +56,7 @@ def event_log_fingerprint(folder: Path | str) -> str:
     """The fingerprint of an event-log folder, as `mtr build-dataset` records it in a dataset's schema (the
     optional candidate table included where the log has one)."""
     folder = Path(folder)
-    candidates = folder / f"{CANDIDATES_TABLE}.parquet"
+    candidates = folder / CANDIDATES_FILE
     optional = {CANDIDATES_TABLE: candidates} if candidates.exists() else {}
     return files_fingerprint({**table_paths(folder), **optional, "meta": folder / META_FILE})
 
@@ -129,9 +129,10 @@ def _scan_utc(path: Path, table: str, features: FeatureConfig) -> pl.LazyFrame:
         ):
             for column in columns:
                 if column not in schema:
+                    default = " (the default, the simulator's set: give yours with --features)"
                     raise InputError(
-                        f"feature config field '{table}.{kind}' names column '{column}', which table '{table}' "
-                        f"lacks (columns: {schema.names()})"
+                        f"feature config{default if features == SIMULATOR_FEATURES else ''} field '{table}.{kind}' "
+                        f"names column '{column}', which table '{table}' lacks (columns: {schema.names()})"
                     )
                 declared[column] = dtypes
     # The contract's optional columns (a message's launched_ts) are kept where the table has them.
@@ -222,7 +223,16 @@ def _check_tables(log: EventLog) -> None:
             ),
             ("send_ts", ~send & pl.col("send_ts").is_not_null(), "have a send_ts on a 'none' (no-send) row"),
             ("message_id", send & pl.col("message_id").is_null(), "are sends without a message_id"),
-            ("hour", send & ~pl.col("hour").is_between(0, 23), "are sends without an hour in 0..23"),
+            ("hour", send & ~pl.col("hour").is_between(0, 23).fill_null(False), "are sends without an hour in 0..23"),
+            (
+                "send_ts",
+                send
+                & (
+                    (pl.col("send_ts").dt.date() != pl.col("ts").dt.date())
+                    | (pl.col("send_ts").dt.hour() != pl.col("hour"))
+                ),
+                "are sends not on the decision's day in their hour (send_ts falls on the day of ts, in 'hour')",
+            ),
             (
                 "propensity",
                 pl.col("propensity").is_null() | ~pl.col("propensity").is_between(0.0, 1.0, closed="right"),
@@ -251,3 +261,5 @@ def _check_tables(log: EventLog) -> None:
     sends = tables["opportunities"].filter(send)
     unknown = sends.join(tables["messages"].select("message_id"), on="message_id", how="anti")
     raise_first("opportunities", unknown, [("message_id", EVERY_ROW, "name a message missing from table 'messages'")])
+    channels = tables["messages"].select(pl.col("channels").explode().alias("channels"))
+    raise_first("messages", channels, [_unknown_channel("channels", CHANNELS)])

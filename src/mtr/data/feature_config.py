@@ -30,6 +30,7 @@ from typing import Any, Literal, get_args
 import yaml
 
 from mtr.errors import InputError
+from mtr.events import EVENT_TABLES
 from mtr.schema import CHANNELS
 
 Transform = Literal["identity", "log1p"]
@@ -38,22 +39,18 @@ HistoryTable = Literal["sends", "engagements", "conversions", "activity"]
 ATTRIBUTE_TABLES: tuple[str, ...] = get_args(AttributeTable)
 HISTORY_TABLES: tuple[str, ...] = get_args(HistoryTable)
 
-# Columns of the contract that are keys, times or actions, never declared attributes.
-RESERVED = {
-    "users": ("user_id", "signup_ts"),
-    "messages": ("message_id", "channels", "launched_ts"),
-    "opportunities": (
-        "opportunity_id",
-        "user_id",
-        "ts",
-        "policy_id",
-        "message_id",
-        "channel",
-        "hour",
-        "send_ts",
-        "propensity",
-    ),
-}
+# Keys, times, actions and the dataset's own columns: never declared attributes, of any table (the tables are
+# joined into one row per decision, where a users column named "propensity" would be the logging policy's).
+RESERVED = frozenset(
+    {
+        *(column for table in ("users", "messages", "opportunities") for column in EVENT_TABLES[table]),
+        "launched_ts",
+        "row_id",
+        "action",
+        "split",
+        "conversion_value",
+    }
+)
 # The features every event-log dataset has, whatever its config: the action and the user's standing.
 ACTION_SPARSE = ("message_id", "channel", "hour", "day_of_week")
 SUBSCRIBED = tuple(f"subscribed_{c}" for c in CHANNELS)
@@ -132,10 +129,11 @@ class FeatureConfig:
                         f"feature config: field '{table}.dense.{column}': transform must be one of "
                         f"{list(get_args(Transform))}, got {transform!r}"
                     )
-            reserved = sorted(set(declared.columns) & set(RESERVED[table]))
+            reserved = sorted(set(declared.columns) & RESERVED)
             if reserved:
                 raise InputError(
-                    f"feature config: field '{table}': {reserved} are keys or actions of the contract, not attributes"
+                    f"feature config: field '{table}': {reserved} are keys, actions or columns of the dataset, "
+                    "not attributes"
                 )
         for where, windows in [("history.windows_days", self.windows_days)] + [
             (f"history.counts[{i}].windows_days", c.windows_days) for i, c in enumerate(self.counts)

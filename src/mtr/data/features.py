@@ -26,6 +26,9 @@ from mtr.data.feature_config import COUNT_STEM, RECENCY_NAME, FeatureConfig, His
 from mtr.events import TIMESTAMP
 from mtr.schema import CHANNELS
 
+# The event tables a decision's history features count (sends come from the opportunities themselves).
+HISTORY_TABLES = ("engagements", "conversions", "unsubscribes", "activity")
+
 
 def opportunity_features(
     opportunities: pl.LazyFrame,
@@ -112,13 +115,14 @@ def _history(
         "activity": (activity, "date"),
     }
     parts = [_count(opportunities, *events[count.table], count, config) for count in config.counts]
-    unsubscribed = {f"unsubscribed_{c}": (pl.col("channel") == c).sum().cast(pl.Int64) for c in CHANNELS}
-    parts.append(
-        lookup_before(
-            opportunities, pl.col("ts"), cumulative_table(unsubscribes, "ts", unsubscribed), list(unsubscribed)
-        )
-    )
+    parts.append(unsubscribed_before(opportunities, unsubscribes))
     return parts
+
+
+def unsubscribed_before(rows: pl.LazyFrame, unsubscribes: pl.LazyFrame) -> pl.LazyFrame:
+    """`[opportunity_id, unsubscribed_{channel}...]`: the user's unsubscribes from each channel strictly before ts."""
+    totals = {f"unsubscribed_{c}": (pl.col("channel") == c).sum().cast(pl.Int64) for c in CHANNELS}
+    return lookup_before(rows, pl.col("ts"), cumulative_table(unsubscribes, "ts", totals), list(totals))
 
 
 def _count(

@@ -345,9 +345,8 @@ def load_problem(
     checked_splits(schema, dataset, split)
     if events is not None:
         check_events_of(dataset, schema, Path(events))
-    source = candidate_source(candidates, candidates_path(dataset).exists(), events is not None)
-    if source == "simulator" and not has_truth(events):
-        raise InputError(f"candidates: 'simulator' needs a folder written by `mtr simulate`; {events} is not one")
+    simulated = events is not None and has_truth(events)
+    source = candidate_source(candidates, candidates_path(dataset).exists(), simulated)
     builders = {
         "log": lambda: log_problem(scorers, dataset, split, events),
         "simulator": lambda: simulator_problem(scorers, dataset, events, split),
@@ -377,7 +376,9 @@ def candidate_source(choice: str, log_has_candidates: bool, simulated: bool) -> 
             "event log has a candidates table"
         )
     if choice == "simulator" and not simulated:
-        raise InputError("candidates: 'simulator' needs --events, the simulation the dataset was built from")
+        raise InputError(
+            "candidates: 'simulator' needs --events, the folder `mtr simulate` wrote and the dataset was built from"
+        )
     if choice not in ("log", "simulator", "arms"):
         raise InputError(f"candidates: expected auto, log, simulator or arms, got {choice!r}")
     return choice

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from mtr.ope.estimators import Z_95
 from mtr.pareto.limits import Limits
 from mtr.pareto.spec import Direction, SamplerSpec
-
-if TYPE_CHECKING:
-    pass
 
 
 def pareto(

@@ -33,8 +33,9 @@ from mtr.scoring.groups import CHANNEL_CODES, CandidateGroups, channel_codes
 from mtr.tables import INTEGER, STRING, check_columns
 
 ACTION_COLUMNS = ("message_id", "channel", "hour")
-# Columns of a candidates frame that belong to its opportunity; every other column is the candidate's own.
-OPPORTUNITY_COLUMNS = ("row_id", "user_id", "ts")
+# Columns of a candidates frame that are not the candidate's own: its opportunity's, and the logging policy's
+# probability (not a feature); every other column (the action and the message's attributes) replaces the logged one.
+OPPORTUNITY_COLUMNS = ("row_id", "user_id", "ts", "propensity")
 # Columns of the messages table that describe availability, not the message.
 MESSAGE_KEYS = ("channels", "launched_ts")
 DAY_US = 86_400_000_000
@@ -48,8 +49,8 @@ class CandidateTable:
     """Candidates of G opportunities in group order, with their structure.
 
     Attributes:
-        frame: one row per candidate: row_id, user_id, ts, message_id, channel, hour, propensity and content
-            columns.
+        frame: one row per candidate: row_id, user_id, ts, message_id, channel, hour, propensity and the message's
+            attribute columns.
         groups: the group structure over `frame`'s rows.
     """
 
@@ -107,7 +108,7 @@ def simulator_candidates(events_dir: Path | str, logged: pl.DataFrame, oracle: O
     """Every action the simulator's logging world allowed at the logged opportunities, with propensities.
 
     Args:
-        events_dir: a folder written by `mtr simulate` (its messages table gives the content columns).
+        events_dir: a folder written by `mtr simulate` (its messages table gives the attribute columns).
         logged: dataset rows (row_id = opportunity_id, user_id, ts) of the opportunities to cover.
         oracle: the folder's oracle if already loaded.
     """
@@ -167,7 +168,7 @@ def score_candidates(
     schema: DatasetSchema,
     rows: pl.DataFrame,
     channel: np.ndarray,
-    batch_size: int = 65_536,
+    batch_size: int = 16_384,
 ) -> np.ndarray:
     """Per-candidate predictions of the candidate's channel tasks, in the schema's objective order.
 
@@ -176,7 +177,8 @@ def score_candidates(
         schema: its dataset schema.
         rows: model-input rows of the candidates (`candidate_model_rows`).
         channel: [N] channel codes of the candidates.
-        batch_size: rows encoded and scored at a time.
+        batch_size: rows encoded and scored at a time (16k: as fast as 64k on CPU, with a fifth of the
+            activations' memory; `make bench-scoring`).
 
     Returns:
         [N, K] float32: each objective's prediction on the candidate's channel (0 for a "none" candidate's

@@ -1,10 +1,11 @@
-"""Raw candidate rows for `mtr score`, built from a log's decisions: the demo's and the benchmark's requests.
+"""Raw candidate rows for `mtr score`: the demo's and the benchmark's requests, and a platform's at a time.
 
 Each row is what a serving caller sends: the opportunity key (row_id), a candidate_id, the channel and
 every raw feature column of the schema (the opportunity's context with the candidate's action columns),
-and no labels. `mtr candidates --dataset DIR --out FILE` writes them from the log's own candidate table (kept
-in the dataset folder by `mtr build-dataset`), or from the simulator's oracle with `--events` when the dataset
-has none.
+and no labels. `mtr candidates --dataset DIR --out FILE` writes them for logged decisions, from the log's own
+candidate table (kept in the dataset folder by `mtr build-dataset`), or from the simulator's oracle with
+`--events` when the dataset has none; with `--events LOG --at TIME`, for new decisions at that time, with
+features as of then and every action the contract's rules allow.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ from mtr.data.asof import KEY
 from mtr.data.candidates import candidates_path, possible_actions, read_dataset_candidates
 from mtr.data.eventlog import open_event_log
 from mtr.data.feature_config import FeatureConfig
-from mtr.data.features import engagements_of_logged_sends, opportunity_features
+from mtr.data.features import HISTORY_TABLES, engagements_of_logged_sends, opportunity_features
 from mtr.errors import InputError
 from mtr.events import TIMESTAMP
 from mtr.io import write_parquet
 from mtr.schema import NO_SEND, DatasetSchema
 from mtr.scoring.candidates import CandidateTable, candidate_model_rows, message_attributes, simulator_candidates
-
-# The event tables whose history a decision's features count.
-EVENT_FEED = ("engagements", "conversions", "unsubscribes", "activity")
 
 
 def logged_requests(
@@ -82,7 +80,8 @@ def write_requests(
         split: the split whose decisions are used (without `at`).
         opportunities: how many decisions (in split order; without `at`).
         events: the event log; needed with `at`, and without it only when the dataset has no candidates file.
-        at: an ISO time (UTC when naive), e.g. 2024-06-23T09:00, within the log's window.
+        at: an ISO time (UTC when naive), e.g. 2024-06-23T09:00, from log_start up to log_end (the log must hold
+            every event before it).
         users: how many users get a decision at `at`.
     """
     if at is None:
@@ -154,10 +153,10 @@ def decision_requests(events: Path | str, dataset: Path | str, at: datetime, use
         pl.lit("serving").alias("policy_id"),
         pl.lit(None, pl.Float64).alias("propensity"),
     )
-    mine = opportunities.join(chosen.lazy(), on="user_id", how="semi")
-    history = pl.concat([mine, new_rows.select(mine.collect_schema().names())])
-    per_user = {name: tables[name].join(chosen.lazy(), on="user_id", how="semi") for name in EVENT_FEED}
-    per_user["engagements"] = engagements_of_logged_sends(per_user["engagements"], mine)
+    their_decisions = opportunities.join(chosen.lazy(), on="user_id", how="semi")
+    history = pl.concat([their_decisions, new_rows.select(their_decisions.collect_schema().names())])
+    per_user = {name: tables[name].join(chosen.lazy(), on="user_id", how="semi") for name in HISTORY_TABLES}
+    per_user["engagements"] = engagements_of_logged_sends(per_user["engagements"], their_decisions)
     features = opportunity_features(
         history, tables["users"], tables["messages"], **per_user, config=config, log_start=log.log_start,
         days_since_cap=schema.metadata["config"]["days_since_cap"],

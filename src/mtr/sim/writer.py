@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mtr.events import CANDIDATES_TABLE, EVENT_TABLES, META_FILE
+from mtr.events import CANDIDATES_FILE, EVENT_TABLES, META_FILE
 from mtr.io import atomic_output_dir, write_json
 from mtr.sim.base_rates import summary
 from mtr.sim.config import PRE_PERIOD_DAYS, WorldConfig
@@ -70,7 +70,7 @@ def write_simulation(
             _write(frame, folder / TRUTH_DIR / f"{name}.parquet")
         figures = summary(tables, truth["logged_probabilities"])
         write_json(folder / META_FILE, _meta(log, n_users, days, seed, figures))
-        _write(logged_candidates(folder), folder / f"{CANDIDATES_TABLE}.parquet")
+        _write(logged_candidates(folder), folder / CANDIDATES_FILE)
     return figures
 
 

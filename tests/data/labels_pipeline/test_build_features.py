@@ -71,9 +71,10 @@ def test_events_at_or_after_ts_leave_that_opportunitys_features_unchanged(build)
 
 def test_a_send_scheduled_after_a_later_decision_is_not_history_for_it(build) -> None:
     tables = handmade_tables()
-    # Opp 2's email now goes out on day 4 at 09:00, after opp 3's decision (day 4 06:00).
+    # Opp 3's decision now comes on day 2 at 08:00, after opp 2's decision (06:00) but before its email goes out
+    # that day (09:00; a send happens on its decision's day).
     opportunities = tables["opportunities"].with_columns(
-        send_ts=pl.when(pl.col("opportunity_id") == 2).then(pl.lit(at(4, 9))).otherwise("send_ts")
+        ts=pl.when(pl.col("opportunity_id") == 3).then(pl.lit(at(2, 8))).otherwise("ts")
     )
     rows, _ = build({**tables, "opportunities": opportunities})
     by_id = {row["row_id"]: row for row in rows.iter_rows(named=True)}

@@ -101,8 +101,24 @@ BAD_TABLES = {
     "no activity": (_replace("activity", lambda f: f.clear()), "table 'activity' is empty"),
     "empty log": (_replace("opportunities", lambda f: f.clear()), "table 'opportunities' is empty"),
     "two opportunity days": (
-        _replace("opportunities", lambda f: f.filter(pl.col("opportunity_id").is_in([1, 2]))),
+        lambda tables: {
+            **tables,
+            "opportunities": tables["opportunities"].filter(pl.col("opportunity_id").is_in([1, 2])),
+            "engagements": tables["engagements"].filter(pl.col("opportunity_id").is_in([1, 2])),
+        },
         "table 'opportunities' column 'ts' spans 2 day(s)",
+    ),
+    "send on the next day": (  # sends happen on their decision's day: the hour alone names the action
+        _replace("opportunities", lambda f: f.with_columns(pl.col("send_ts") + pl.duration(days=1))),
+        "table 'opportunities' column 'send_ts': 6 row(s) are sends not on the decision's day in their hour",
+    ),
+    "unknown message channel": (
+        _replace("messages", lambda f: f.with_columns(pl.lit(["push", "sms"]).alias("channels"))),
+        "table 'messages' column 'channels'",
+    ),
+    "decisions lost mid-log": (  # engagements of decisions the export lost, weeks after the log's start
+        _replace("opportunities", lambda f: f.filter(pl.col("opportunity_id") != 6)),
+        "table 'engagements' column 'opportunity_id': 1 row(s) refer to no opportunity yet come 7 days or more",
     ),
 }
 
