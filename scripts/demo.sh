@@ -23,7 +23,7 @@ MTR pareto --config configs/pareto/sim.yaml --run "$DEMO_DIR/run" --dataset "$DE
 WEIGHTS="$DEMO_DIR/pareto/weights.json"
 test -f "$WEIGHTS" || { echo "demo: $WEIGHTS not found (mtr pareto writes it)" >&2; exit 1; }
 MTR export --checkpoint "$BEST" --weights "$WEIGHTS" --out "$DEMO_DIR/artifact"
-MTR candidates --events "$DEMO_DIR/events" --dataset "$DEMO_DIR/dataset" \
+MTR candidates --dataset "$DEMO_DIR/dataset" \
   --opportunities 1000 --out "$DEMO_DIR/candidates.parquet"
 MTR score --artifact "$DEMO_DIR/artifact" --input "$DEMO_DIR/candidates.parquet" \
   --out "$DEMO_DIR/scores.parquet" --id_columns '[candidate_id]'
