@@ -99,10 +99,19 @@ DECISION_CONVERSION = Objective(
 )
 # The table of a study that decides: the decision's conversion in place of the per-send one.
 DECISION_OBJECTIVES: tuple[Objective, ...] = (DECISION_CONVERSION, *MESSAGING_OBJECTIVES[1:])
+ACTIVE_DAYS_8W = Objective(
+    "active_days_8w",
+    kind="continuous",
+    exists_for_none=True,
+    description="active days in the 8 weeks after the decision's day (d + 1 .. d + 56), whatever the action",
+)
+# The long-term track's table: the decision table plus the 8-week outcome the weariness of sends moves.
+LONG_TERM_OBJECTIVES: tuple[Objective, ...] = (*DECISION_OBJECTIVES, ACTIVE_DAYS_8W)
 # The tables a command can name (`mtr build-dataset --objectives decision`).
 OBJECTIVE_TABLES: dict[str, tuple[Objective, ...]] = {
     "messaging": MESSAGING_OBJECTIVES,
     "decision": DECISION_OBJECTIVES,
+    "long_term": LONG_TERM_OBJECTIVES,
 }
 
 

@@ -35,8 +35,10 @@ def test_oracle_reproduces_logged_truth_exactly(oracle: Oracle, world_dir: Path)
 
 
 def test_truth_and_oracle_columns_follow_the_objective_table(oracle: Oracle, world_dir: Path) -> None:
-    # The objectives in table order, then the decision reward of conversion (the same window for every action).
-    expected = [f"p_{name}" for name in objective_names(MESSAGING_OBJECTIVES)] + ["p_decision_conversion"]
+    # The objectives in table order, then the decision reward of conversion and the 8-week active days (the same
+    # window for every action).
+    expected = [f"p_{name}" for name in objective_names(MESSAGING_OBJECTIVES)]
+    expected += ["p_decision_conversion", "p_active_days_8w"]
     truth = pl.read_parquet(world_dir / "truth" / "logged_probabilities.parquet")
     assert truth.columns == ["opportunity_id", *expected]
     scored = oracle.probabilities(oracle.logged_actions().head(3))

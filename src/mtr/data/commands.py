@@ -17,7 +17,7 @@ def build_dataset(
     events: Path,
     out: Path,
     build: BuildConfig = DEFAULT_BUILD,
-    objectives: Literal["messaging", "decision"] | list[Objective] = "messaging",
+    objectives: Literal["messaging", "decision", "long_term"] | list[Objective] = "messaging",
     features: Path | None = None,
     overwrite: bool = False,
 ) -> None:
@@ -29,7 +29,8 @@ def build_dataset(
         build: split fractions, partitions and feature settings (`--build.partitions 16`).
         objectives: the objective table, one label per objective by its label rule: a named table
             ("messaging": per-send conversion, engagement, retention, unsubscribe; "decision": the same with
-            the decision's conversion, `mtr.objectives.DECISION_OBJECTIVES`) or a list of objectives (name,
+            the decision's conversion, `mtr.objectives.DECISION_OBJECTIVES`; "long_term": the decision table
+            and active days over the next 8 weeks, `LONG_TERM_OBJECTIVES`) or a list of objectives (name,
             kind, direction, exists_for_none, value_scaled, label_rule, loss).
         features: a feature config (YAML, `mtr.data.feature_config`) naming which columns of the log's users,
             messages and opportunities are features and which history counts to build; default: the

@@ -18,6 +18,7 @@ from mtr.data.asof import KEY, ONE_PER_INSTANT, first_after, window_counts
 REACTION_WINDOW = timedelta(hours=48)
 CONVERSION_WINDOW = timedelta(days=7)
 RETENTION_DAYS = (22, 28)
+LONG_TERM_DAYS = 56  # active days in [d + 1, d + 56]: the 8 weeks after the decision's day
 VALUE_COLUMN = "conversion_value"  # kept on every row for analysis (the offer value a conversion brought)
 
 
@@ -79,6 +80,22 @@ def _retention(inputs: LabelInputs) -> pl.LazyFrame:
     return days.select(KEY, "retention_day").join(counted, on=KEY)
 
 
+def _long_term_activity(inputs: LabelInputs) -> pl.LazyFrame:
+    """`[opportunity_id, long_term_day, active_days_8w]`: active days in [d + 1, d + 56], d = date of the decision
+    (the same window for every action)."""
+    day = pl.col("ts").dt.date()
+    days = inputs.rows.with_columns(long_term_day=day.dt.offset_by(f"{LONG_TERM_DAYS}d"))
+    counted = window_counts(
+        days,
+        inputs.events["activity"],
+        "date",
+        {"active_days_8w": ONE_PER_INSTANT},
+        day.dt.offset_by(f"{LONG_TERM_DAYS + 1}d"),
+        {"": day.dt.offset_by("1d")},
+    )
+    return days.select(KEY, "long_term_day").join(counted, on=KEY)
+
+
 def _engaged(inputs: LabelInputs) -> pl.LazyFrame:
     """`[opportunity_id, engaged]` of the sends with an engagement within 48 h."""
     return (
@@ -115,6 +132,7 @@ PARTS: dict[str, Callable[[LabelInputs], pl.LazyFrame]] = {
     "conversion_window": _conversion,
     "decision_window": _decision_conversion,
     "retention_window": _retention,
+    "long_term_window": _long_term_activity,
     "engaged": _engaged,
     "unsubscribed": _unsubscribed,
 }

@@ -20,6 +20,9 @@ the decision time `ts` of a "send nothing" row; `log_end` closes the observation
   none), matured as conversion. The value column `conversion_value` holds it for every dataset.
 - retention (every row): an activity row on any day in [d + 22, d + 28], d = the UTC date of t0.
   Matured iff day d + 28 is fully observed: (d + 29 days) 00:00 UTC <= log_end.
+- active_days_8w (every row, continuous): the number of activity days in [d + 1, d + 56], d = the UTC date of
+  the decision: the long-term outcome, the same window for every action. Matured iff day d + 56 is fully
+  observed (horizon 57 days).
 
 Each objective names its rule (`Objective.label_rule`, a key of `LABEL_RULES`); a rule says which
 per-opportunity windows it reads (`PARTS`), when it has matured, its horizon, and its label and dtype.
@@ -53,7 +56,14 @@ from datetime import datetime
 import polars as pl
 
 from mtr.data.asof import KEY
-from mtr.data.label_windows import PARTS, REACTION_WINDOW, RETENTION_DAYS, VALUE_COLUMN, LabelInputs
+from mtr.data.label_windows import (
+    LONG_TERM_DAYS,
+    PARTS,
+    REACTION_WINDOW,
+    RETENTION_DAYS,
+    VALUE_COLUMN,
+    LabelInputs,
+)
 from mtr.errors import InputError
 from mtr.objectives import MESSAGING_OBJECTIVES, Objective
 from mtr.schema import TaskSpec, messaging_tasks
@@ -121,14 +131,23 @@ def _decision_matured(observed: ObservedUntil) -> pl.Expr:
 
 
 def _retention_matured(observed: ObservedUntil) -> pl.Expr:
-    # 00:00 UTC of the day after the last retention day.
-    end = pl.col("retention_day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return _day_observed("retention_day", observed)
+
+
+def _long_term_matured(observed: ObservedUntil) -> pl.Expr:
+    return _day_observed("long_term_day", observed)
+
+
+def _day_observed(column: str, observed: ObservedUntil) -> pl.Expr:
+    """The date in `column` is fully observed: 00:00 UTC of the next day is at most log_end."""
+    end = pl.col(column).dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     return end <= observed.log_end
 
 
 _REACTION_DAYS = 3  # a send on day d, + 48 h, has reacted by day d + 3
 _CONVERSION_DAYS = 8  # a send on day d, + 7 days
 _RETENTION_HORIZON = RETENTION_DAYS[1] + 1  # day d + 28 fully observed
+_LONG_TERM_HORIZON = LONG_TERM_DAYS + 1  # day d + 56 fully observed
 LABEL_RULES: dict[str, LabelRule] = {
     "conversion": LabelRule(
         ("conversion_window",), _conversion_matured, pl.col("conversions") > 0, pl.Int8, _CONVERSION_DAYS, True
@@ -148,6 +167,14 @@ LABEL_RULES: dict[str, LabelRule] = {
     ),
     "retention": LabelRule(
         ("retention_window",), _retention_matured, pl.col("active_days") > 0, pl.Int8, _RETENTION_HORIZON
+    ),
+    # The long-term outcome: active days in the 8 weeks after the decision's day, for every action.
+    "active_days_8w": LabelRule(
+        ("long_term_window",),
+        _long_term_matured,
+        pl.col("active_days_8w").cast(pl.Float64),
+        pl.Float64,
+        _LONG_TERM_HORIZON,
     ),
     "unsubscribe": LabelRule(
         ("unsubscribed",), _reaction_matured, pl.col("unsubscribed").fill_null(False), pl.Int8, _REACTION_DAYS

@@ -30,6 +30,8 @@ FATIGUE_DAYS = 7  # sends in the last 7 days make users tired
 RETENTION_DAYS = (22, 28)  # retention label: active on any day in [d + 22, d + 28]
 ACTIVITY_MEMORY_DAYS = 28  # a send moves the activity probability of the 28 days after its day
 MIN_HOUR_GAP = 3  # sends of consecutive days are at least this many hours apart (unsubscribes take < 1 h)
+LONG_TERM_DAYS = 56  # the long-term outcome: active days in [d + 1, d + 56], the 8 weeks after the decision's day
+WEARINESS_HALF_LIFE_DAYS = 21.0  # a send's weariness halves every 3 weeks
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ class WorldConfig:
         conversion_lift: median extra purchase rate per day while a send is the latest and < 7 days old.
         activity_logit: base logit of a user being active on a day.
         activity_effect: scale of one send's effect on the daily activity logit of the next 28 days.
+        long_term_strength: how much sends wear users out over months (0: not at all, today's world, where the
+            28-day activity effect is all and the myopic policy is right). Every send adds weariness that halves
+            every 3 weeks; each day's activity logit falls by `long_term_strength * 0.04` per unit of weariness,
+            so a policy that sends a lot wins today's opens and loses active days over the following weeks.
     """
 
     start_date: str = "2024-03-04"
@@ -75,6 +81,7 @@ class WorldConfig:
     conversion_lift: float = 0.003
     activity_logit: float = -1.3
     activity_effect: float = 0.03
+    long_term_strength: float = 0.0
 
     def __post_init__(self) -> None:
         try:
@@ -94,7 +101,7 @@ class WorldConfig:
         for name in ("policy_temperature", "organic_conversion_rate", "conversion_lift"):
             if not getattr(self, name) > 0:
                 raise _bad(name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("fatigue_strength", "activity_effect"):
+        for name in ("fatigue_strength", "activity_effect", "long_term_strength"):
             if not getattr(self, name) >= 0:
                 raise _bad(name, f"must be >= 0, got {getattr(self, name)}")
         for name in ("engagement_logit", "unsubscribe_logit", "activity_logit"):

@@ -7,7 +7,10 @@ day (day d starts at d), rates are per day.
 - engagement: P(open within 48 h of the send) = sigmoid(engagement logit).
 - unsubscribe: P(opt-out of the send's channel within 1 h) = sigmoid(unsubscribe logit).
 - conversion: a Poisson process per user with hazard organic(u) + lift(latest send, while < 7 days old).
-- retention: day t is active with q = sigmoid(base(u) + sum of beta(s) over sends 1..28 days before t).
+- retention: day t is active with q = sigmoid(base(u) + sum of beta(s) over sends 1..28 days before t
+  - long_term_strength * 0.04 * weariness(t)), weariness(t) = sum over sends on days d < t of
+  2^(-(t - 1 - d) / 21): every send wears the user a little, for months.
+- long-term activity: the expected number of active days in [d + 1, d + 56].
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from mtr.sim.config import (
     ACTIVITY_MEMORY_DAYS,
     CONVERSION_WINDOW_DAYS,
     LATENT_ORDER,
+    LONG_TERM_DAYS,
     PRE_PERIOD_DAYS,
     RETENTION_DAYS,
+    WEARINESS_HALF_LIFE_DAYS,
     WorldConfig,
 )
 from mtr.sim.population import Population
@@ -37,6 +42,7 @@ TYPE_ENGAGEMENT = np.array([-0.1, 0.25, 0.0, -0.2])
 CHANNEL_UNSUBSCRIBE = np.array([0.3, 0.0, -0.5])
 TYPE_UNSUBSCRIBE = np.array([0.35, -0.1, 0.0, 0.1])
 CHANNEL_CONVERSION = np.array([0.0, 0.1, 0.2])
+WEARINESS_EFFECT = 0.04  # activity logit lost per unit of weariness at long_term_strength 1
 TYPE_CONVERSION = np.array([0.7, 0.0, 0.1, -0.3])
 
 
@@ -219,11 +225,53 @@ def activity_offsets(activity_effect: np.ndarray, horizon_days: int) -> np.ndarr
     return (cumulative - lagged)[:, :width]
 
 
+def weariness_kernel(world: WorldConfig, lags: np.ndarray) -> np.ndarray:
+    """Activity-logit change on a day `lags` days after a send's day: -strength * 0.04 * 2^(-(lag - 1) / 21) from
+    the next day on (lag >= 1), 0 before."""
+    decay = np.exp2(-(np.asarray(lags, dtype=np.float64) - 1.0) / WEARINESS_HALF_LIFE_DAYS)
+    return np.where(np.asarray(lags) >= 1, -world.long_term_strength * WEARINESS_EFFECT * decay, 0.0)
+
+
+def weariness_offsets(world: WorldConfig, sent: np.ndarray, horizon_days: int) -> np.ndarray:
+    """[U, PRE_PERIOD_DAYS + horizon_days] the weariness of the sends `sent` [U, D] on each day's activity logit,
+    in the columns of `activity_offsets` (zeros at long_term_strength 0)."""
+    n_users, days = sent.shape
+    offsets = np.zeros((n_users, PRE_PERIOD_DAYS + horizon_days))
+    if world.long_term_strength == 0:
+        return offsets
+    decay = np.exp2(-1.0 / WEARINESS_HALF_LIFE_DAYS)
+    stock = np.zeros(n_users)
+    for day in range(1, horizon_days):  # weariness of day t: sends of days < t, the latest weighing 1
+        stock = stock * decay + (sent[:, day - 1] if day - 1 < days else 0.0)
+        offsets[:, PRE_PERIOD_DAYS + day] = stock
+    return -world.long_term_strength * WEARINESS_EFFECT * offsets
+
+
 def retention_window(offsets: np.ndarray, users: np.ndarray, day: np.ndarray) -> np.ndarray:
     """[N, 7] activity offsets of days d + 22 .. d + 28 for rows (user, day d)."""
-    first = PRE_PERIOD_DAYS + day + RETENTION_DAYS[0]
-    columns = first[:, None] + np.arange(RETENTION_DAYS[1] - RETENTION_DAYS[0] + 1)
+    return days_after(offsets, users, day, RETENTION_DAYS[0], RETENTION_DAYS[1])
+
+
+def long_term_window(offsets: np.ndarray, users: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """[N, 56] activity offsets of days d + 1 .. d + 56 for rows (user, day d)."""
+    return days_after(offsets, users, day, 1, LONG_TERM_DAYS)
+
+
+def days_after(offsets: np.ndarray, users: np.ndarray, day: np.ndarray, first: int, last: int) -> np.ndarray:
+    """[N, last - first + 1] activity offsets of days d + first .. d + last for rows (user, day d)."""
+    columns = (PRE_PERIOD_DAYS + day + first)[:, None] + np.arange(last - first + 1)
     return offsets[users[:, None], columns]
+
+
+def own_send_delta(
+    world: WorldConfig, effect_delta: np.ndarray, send_delta: np.ndarray, first: int, last: int
+) -> np.ndarray:
+    """[N, last - first + 1] how the row's own action moves the activity logits of days d + first .. d + last:
+    its 28-day effect (`effect_delta`, counterfactual minus logged beta) and its weariness (`send_delta`: +1 for a
+    send where none was logged, -1 the reverse, 0 otherwise)."""
+    lags = np.arange(first, last + 1)
+    short = np.where(lags <= ACTIVITY_MEMORY_DAYS, 1.0, 0.0)
+    return effect_delta[:, None] * short + send_delta[:, None] * weariness_kernel(world, lags)
 
 
 def retention_probability(base: np.ndarray, window: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -232,7 +280,12 @@ def retention_probability(base: np.ndarray, window: np.ndarray, delta: np.ndarra
     Args:
         base: [N] the user's activity logit without messages.
         window: [N, 7] offsets of the label days from the logged sends.
-        delta: [N] change of the row's own send effect (counterfactual minus logged; 0 for logged).
+        delta: [N] or [N, 7] change of the row's own action (counterfactual minus logged; 0 for logged).
     """
-    logits = base[:, None] + window + delta[:, None]
+    logits = base[:, None] + window + (delta[:, None] if delta.ndim == 1 else delta)
     return -np.expm1(-np.logaddexp(0.0, logits).sum(1))
+
+
+def expected_active_days(base: np.ndarray, window: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """[N] the expected number of active days of the window: sum of sigmoid(base + offset + delta)."""
+    return sigmoid(base[:, None] + window + delta).sum(1)

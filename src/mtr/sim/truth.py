@@ -4,8 +4,9 @@
 uses it for `truth/logged_probabilities.parquet` and to draw conversions and activity, the oracle for
 counterfactual actions. The label rules it matches are those of `mtr build-dataset`:
 engagement and unsubscribe within 48 h of the send; conversion in [t0, min(t0 + 7 d, next send,
-log_end)); retention active on any day d + 22 .. d + 28; and the decision reward of conversion, any
-conversion in [decision, decision + 7 d), the same window whatever the action.
+log_end)); retention active on any day d + 22 .. d + 28; the decision reward of conversion, any
+conversion in [decision, decision + 7 d), the same window whatever the action; and the long-term outcome,
+active days in [d + 1, d + 56] (an expected count), which the weariness of sends moves for months.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from mtr.sim.catalog import Catalog
-from mtr.sim.config import CONVERSION_WINDOW_DAYS, OBJECTIVES, RETENTION_DAYS, WorldConfig
+from mtr.sim.config import CONVERSION_WINDOW_DAYS, LONG_TERM_DAYS, OBJECTIVES, RETENTION_DAYS, WorldConfig
 from mtr.sim.history import NO_SEND, SendHistory, later_lift_integrals, neighbour_sends, recent_send_counts
 from mtr.sim.outcomes import (
     SendOutcomes,
@@ -25,10 +26,14 @@ from mtr.sim.outcomes import (
     activity_offsets,
     conversion_probability,
     decision_conversion_probability,
+    expected_active_days,
+    long_term_window,
     organic_rate,
+    own_send_delta,
     retention_probability,
     retention_window,
     send_outcomes,
+    weariness_offsets,
 )
 from mtr.sim.population import Population
 
@@ -43,11 +48,13 @@ class Probabilities:
     retention: np.ndarray
     unsubscribe: np.ndarray
     decision_conversion: np.ndarray
+    active_days_8w: np.ndarray
 
     def columns(self) -> dict[str, pl.Series]:
-        """`p_{objective}` [N] Float64 in the objective table's order, then `p_decision_conversion`; null where
-        the objective does not apply."""
-        names = (*OBJECTIVES, "decision_conversion")
+        """`p_{objective}` [N] Float64 in the objective table's order, then `p_decision_conversion` and
+        `p_active_days_8w` (an expected count: the truth of a continuous label); null where the objective does
+        not apply."""
+        names = (*OBJECTIVES, "decision_conversion", "active_days_8w")
         return {f"p_{name}": pl.Series(f"p_{name}", getattr(self, name)).fill_nan(None) for name in names}
 
 
@@ -79,8 +86,10 @@ class WorldTruth:
         self.later_lift = later_lift_integrals(history, self.lift, self.next_send, CONVERSION_WINDOW_DAYS, self.log_end)
         self.organic = organic_rate(world, users)
         self.activity_base = activity_base(world, users)
-        # Retention truth reads up to day d + 28 of every opportunity day, past the log's end for the last ones.
-        self.offsets = activity_offsets(self.activity_effect, days + RETENTION_DAYS[1] + 1)
+        # Retention and long-term truth read up to day d + 56 of every opportunity day, past the log's end.
+        horizon = days + max(RETENTION_DAYS[1], LONG_TERM_DAYS) + 1
+        self.sent = history.sent.astype(np.float64)
+        self.offsets = activity_offsets(self.activity_effect, horizon) + weariness_offsets(world, self.sent, horizon)
 
     def send_outcomes(
         self, user: np.ndarray, day: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray
@@ -125,14 +134,26 @@ class WorldTruth:
             self.later_lift[user, day],
             self.log_end,
         )
-        delta = np.where(is_send, outcomes.activity_effect, 0.0) - self.activity_effect[user, day]
-        retention = retention_probability(self.activity_base[user], retention_window(self.offsets, user, day), delta)
+        effect_delta = np.where(is_send, outcomes.activity_effect, 0.0) - self.activity_effect[user, day]
+        send_delta = is_send.astype(np.float64) - self.sent[user, day]
+        base = self.activity_base[user]
+        retention = retention_probability(
+            base,
+            retention_window(self.offsets, user, day),
+            own_send_delta(self.world, effect_delta, send_delta, *RETENTION_DAYS),
+        )
+        active_days = expected_active_days(
+            base,
+            long_term_window(self.offsets, user, day),
+            own_send_delta(self.world, effect_delta, send_delta, 1, LONG_TERM_DAYS),
+        )
         return Probabilities(
             conversion=conversion,
             engagement=np.where(is_send, outcomes.p_engagement, np.nan),
             retention=retention,
             unsubscribe=np.where(is_send, outcomes.p_unsubscribe, np.nan),
             decision_conversion=decision_conversion,
+            active_days_8w=active_days,
         )
 
     def logged_probabilities(self) -> Probabilities:
