@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train bench-pareto reproduce-census reproduce-ab reproduce-task-correlation reproduce-oracle-gap tune clean
+.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train bench-pareto reproduce-census reproduce-ab reproduce-task-correlation reproduce-oracle-gap reproduce-long-term-world tune clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ reproduce-task-correlation: $(STAMP)
 
 reproduce-oracle-gap: $(STAMP)
 	$(BIN)/python experiments/oracle_gap/run.py
+
+# The long-term knob's true effects by strength over 3 seeds: experiments/long_term/ (about 1 minute).
+reproduce-long-term-world: $(STAMP)
+	$(BIN)/python experiments/long_term/world.py
 
 reproduce-census: $(STAMP)
 	@test -f data/census/schema.json || $(BIN)/mtr data prepare census --out data/census

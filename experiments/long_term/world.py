@@ -1,0 +1,102 @@
+"""The long-term knob's true effects: what weariness does to a world, by long_term_strength, over seeds.
+
+    python experiments/long_term/world.py        (or: make reproduce-long-term-world)
+
+For each strength and seed, the same world (users, catalog, logging decisions: the logging policy never sees
+activity, so every strength replays the same sends with common random numbers) is simulated at 800 users x 112
+days. From the oracle's truth, per strength: active days per user and day; the one-step effect of each logged
+send of the first 50 days on the user's active days in the next 8 weeks (send against "send nothing", every
+other decision held fixed); the share of sends that lose active days; and, for comparison, the same effect on
+retention and the sends' engagement. Intervals are 95% over seeds (t with seeds - 1 degrees of freedom). Writes
+results.json and the table of README.md in this folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from mtr.io import write_json, write_results_section
+from mtr.sim.config import WorldConfig
+from mtr.sim.writer import simulate_tables
+
+HERE = Path(__file__).resolve().parent
+STRENGTHS = (0.0, 0.5, 1.0, 2.0)
+SEEDS = (0, 1, 2)
+USERS, DAYS, FIRST_DAYS = 800, 112, 50
+
+
+def world_effects(strength: float, seed: int) -> dict[str, float]:
+    """The true effects of one simulated world (see the module docstring)."""
+    log, tables = simulate_tables(USERS, DAYS, seed, WorldConfig(long_term_strength=strength))
+    truth, history = log.truth, log.history
+    user, day = np.nonzero(history.sent[:, :FIRST_DAYS])
+    sent = truth.evaluate(user, day, history.message[user, day], history.channel[user, day], history.hour[user, day])
+    nothing = np.full(len(user), -1)
+    none = truth.evaluate(user, day, nothing, nothing, nothing)
+    effect = sent.active_days_8w - none.active_days_8w
+    observed_days = (log.log_end_us - log.log_start_us) // 86_400_000_000
+    return {
+        "active_share_of_days": tables["activity"].height / (USERS * observed_days),
+        "sends_per_user_day": float(history.sent.mean()),
+        "send_effect_active_days_8w": float(effect.mean()),
+        "share_of_sends_losing_active_days": float((effect < 0).mean()),
+        "send_effect_retention": float((sent.retention - none.retention).mean()),
+        "engagement_of_sends": float(np.nanmean(sent.engagement)),
+    }
+
+
+def interval(values: list[float]) -> dict[str, float | list[float]]:
+    """Mean and 95% t interval over seeds."""
+    mean, n = float(np.mean(values)), len(values)
+    half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "per_seed": values}
+
+
+def main() -> None:
+    results = {"users": USERS, "days": DAYS, "seeds": list(SEEDS), "strengths": {}}
+    calm = {}
+    for strength in STRENGTHS:
+        runs = [world_effects(strength, seed) for seed in SEEDS]
+        calm = calm or {seed: r["active_share_of_days"] for seed, r in zip(SEEDS, runs, strict=True)}
+        for seed, r in zip(SEEDS, runs, strict=True):  # paired: the same seed's world at strength 0
+            r["active_share_change"] = r["active_share_of_days"] - calm[seed]
+        results["strengths"][str(strength)] = {name: interval([r[name] for r in runs]) for name in runs[0]}
+        print(f"strength {strength}: done")
+    write_json(HERE / "results.json", results)
+    write_results_section(HERE / "README.md", table(results))
+
+
+HEADERS = (
+    "long_term_strength",
+    "active days per user-day",
+    "change against strength 0 (same seed)",
+    "one send's effect on active days in 8 weeks",
+    "sends that lose active days",
+    "one send's effect on retention",
+    "engagement of sends",
+)
+
+
+def table(results: dict) -> str:
+    rows = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for strength, figures in results["strengths"].items():
+        cells = [
+            f"{figures[name]['mean']:{fmt}} [{figures[name]['low']:{fmt}}, {figures[name]['high']:{fmt}}]"
+            for name, fmt in (
+                ("active_share_of_days", ".3f"),
+                ("active_share_change", "+.3f"),
+                ("send_effect_active_days_8w", "+.3f"),
+                ("share_of_sends_losing_active_days", ".2f"),
+                ("send_effect_retention", "+.4f"),
+                ("engagement_of_sends", ".3f"),
+            )
+        ]
+        rows.append(f"| {strength} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    main()
