@@ -34,6 +34,9 @@ class FeatureSpec:
         dtype: the raw column's polars dtype, for example "String", "Int64", "Float64".
         vocabulary: sparse only; raw value `vocabulary[i]` (as a string) gets id `i + 1`, anything
             else (unknown or missing) gets id 0.
+        hash_buckets: sparse only, instead of a vocabulary: a value (as a string) gets id 1 + its CRC-32 modulo
+            `hash_buckets` (stable across machines and versions), a missing one id 0; for columns with too many
+            values, or new ones every day (a creative id), to keep a vocabulary of.
         transform: dense only; "log1p" applies sign(x) * log1p(|x|) before standardising.
         mean: dense only; subtracted after the transform (fitted on the train split).
         std: dense only; divides after subtracting the mean.
@@ -52,21 +55,24 @@ class FeatureSpec:
     std: float = 1.0
     description: str = ""
     source: str = ""
+    hash_buckets: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in ("sparse", "dense"):
             raise InputError(f"feature '{self.name}': kind must be 'sparse' or 'dense', got {self.kind!r}")
         if self.transform not in ("identity", "log1p"):
             raise InputError(f"feature '{self.name}': transform must be 'identity' or 'log1p', got {self.transform!r}")
-        if self.kind == "sparse" and not self.vocabulary:
-            raise InputError(f"sparse feature '{self.name}' needs a non-empty vocabulary")
+        if self.kind == "sparse" and not self.vocabulary and self.hash_buckets < 1:
+            raise InputError(f"sparse feature '{self.name}' needs a non-empty vocabulary or hash_buckets >= 1")
+        if self.vocabulary and self.hash_buckets:
+            raise InputError(f"sparse feature '{self.name}' has both a vocabulary and hash_buckets; give one")
         if self.kind == "dense" and not self.std > 0:
             raise InputError(f"dense feature '{self.name}': std must be positive, got {self.std}")
 
     @property
     def num_embeddings(self) -> int:
-        """Rows of this feature's embedding table: the vocabulary plus the unknown id 0."""
-        return len(self.vocabulary) + 1
+        """Rows of this feature's embedding table: the vocabulary (or the hash buckets) plus the unknown id 0."""
+        return (self.hash_buckets or len(self.vocabulary)) + 1
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,10 @@ BAD_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
         edited(opportunities={"dense": {"propensity": "identity"}}),
         r"field 'opportunities': \['propensity'\] are keys, actions or columns of the dataset, not attributes",
     ),
+    "hashed_into_no_buckets": (
+        edited(messages={"hashed": {"creative": 0}}),
+        r"field 'messages\.hashed\.creative': buckets must be a whole number >= 1, got 0",
+    ),
     "another_tables_column": (  # joined into one row, it would be the logging policy's propensity
         edited(users={"dense": {"propensity": "identity"}}),
         r"field 'users': \['propensity'\] are keys, actions or columns of the dataset, not attributes",

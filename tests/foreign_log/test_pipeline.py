@@ -153,3 +153,16 @@ def test_new_decisions_at_a_time_get_the_features_the_build_gives_a_logged_decis
          + ["--weights", str(foreign["pareto"] / "weights.json"), "--out", str(artifact)])  # fmt: skip
     main(["score", "--artifact", str(artifact), "--input", str(out), "--out", str(scores)])
     assert pl.read_parquet(scores).height == requests.height
+
+
+def test_a_hashed_feature_takes_its_buckets_in_training_and_serving_alike(foreign: dict[str, Path]) -> None:
+    from mtr.data.preprocess import bucket_of, encode_features
+
+    schema = DatasetSchema.load(foreign["dataset"])
+    creative = next(f for f in schema.features if f.name == "creative_id")
+    assert creative.hash_buckets == 64 and not creative.vocabulary and creative.num_embeddings == 65
+    rows = pl.read_parquet(schema.split_path(foreign["dataset"], "test")).head(500)
+    column = [f.name for f in schema.sparse_features].index("creative_id")
+    ids = encode_features(rows, schema).sparse_ids[:, column]
+    expected = [0 if value is None else bucket_of(str(value), 64) for value in rows["creative_id"].to_list()]
+    assert ids.tolist() == expected and len(set(expected)) > 5  # a creative never seen in training gets a bucket

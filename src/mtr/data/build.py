@@ -152,7 +152,10 @@ def build_dataset_from_events(
     with atomic_output_dir(out, "build-dataset", overwrite, [events]) as folder:
         _write_splits(log, config, features, observed, plan, schema, folder)
         train = _fit_sample(schema.split_path(folder, "train"), features, config.fit_rows)
-        specs = fit_features(train, features.sparse, features.dense, features.descriptions, sources=features.sources)
+        specs = fit_features(
+            train, features.sparse, features.dense, features.descriptions, sources=features.sources,
+            hashed=features.hashed,
+        )  # fmt: skip
         metadata = _metadata(log, config, observed, plan, schema, folder) | {
             "features": features.to_dict(),
             "dropped": {"engagements_of_earlier_sends": dropped},

@@ -125,6 +125,7 @@ def _scan_utc(path: Path, table: str, features: FeatureConfig) -> pl.LazyFrame:
         attributes: TableFeatures = getattr(features, table)
         for kind, columns, dtypes in (
             ("sparse", attributes.sparse, SPARSE_RAW_DTYPES),
+            ("hashed", tuple(attributes.hashed), SPARSE_RAW_DTYPES),
             ("dense", tuple(attributes.dense), NUMERIC + (pl.Boolean,)),
         ):
             for column in columns:

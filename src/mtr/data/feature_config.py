@@ -4,7 +4,7 @@ A platform's users, messages and decisions carry its own attributes (a language,
 campaign). `mtr build-dataset --features FILE` reads them from a YAML file of this form:
 
     users:          {sparse: [language, device_class], dense: {account_age_months: log1p}}
-    messages:       {sparse: [campaign], dense: {body_words: identity}}
+    messages:       {sparse: [campaign], hashed: {creative_id: 64}, dense: {body_words: identity}}
     opportunities:  {sparse: [app_version], dense: {}}        # decision-time context only, never outcomes
     history:
       windows_days: [7, 28]
@@ -81,14 +81,22 @@ class TableFeatures:
     Args:
         sparse: categorical columns (string, integer or boolean), each embedded by a vocabulary fitted on train.
         dense: numeric columns and their transform ("identity" or "log1p"), standardised on train.
+        hashed: categorical columns with too many values, or new ones every day (a creative id), to keep a
+            vocabulary of: column -> buckets; each value goes to bucket 1 + CRC-32 % buckets.
     """
 
     sparse: tuple[str, ...] = ()
     dense: dict[str, Transform] = field(default_factory=dict)
+    hashed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        """The sparse columns: by vocabulary, then hashed."""
+        return (*self.sparse, *self.hashed)
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (*self.sparse, *self.dense)
+        return (*self.categorical, *self.dense)
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,12 @@ class FeatureConfig:
                     raise InputError(
                         f"feature config: field '{table}.dense.{column}': transform must be one of "
                         f"{list(get_args(Transform))}, got {transform!r}"
+                    )
+            for column, buckets in declared.hashed.items():
+                if not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < 1:
+                    raise InputError(
+                        f"feature config: field '{table}.hashed.{column}': buckets must be a whole number >= 1, "
+                        f"got {buckets!r}"
                     )
             reserved = sorted(set(declared.columns) & RESERVED)
             if reserved:
@@ -180,8 +194,15 @@ class FeatureConfig:
 
     @property
     def sparse(self) -> tuple[str, ...]:
-        """Sparse features in input order: users', messages', the action's, the decision's, subscriptions."""
-        return (*self.users.sparse, *self.messages.sparse, *ACTION_SPARSE, *self.opportunities.sparse, *SUBSCRIBED)
+        """Sparse features in input order: users', messages', the action's, the decision's, subscriptions (a table's
+        hashed columns after its vocabulary ones)."""
+        users, messages, context = (part.categorical for part in (self.users, self.messages, self.opportunities))
+        return (*users, *messages, *ACTION_SPARSE, *context, *SUBSCRIBED)
+
+    @property
+    def hashed(self) -> dict[str, int]:
+        """Hashed sparse features and their buckets."""
+        return {name: n for table in ATTRIBUTE_TABLES for name, n in getattr(self, table).hashed.items()}
 
     @property
     def dense(self) -> dict[str, Transform]:
@@ -226,7 +247,10 @@ class FeatureConfig:
         history = {"windows_days": list(raw.pop("windows_days")), "counts": list(raw.pop("counts"))}
         for count in history["counts"]:
             count["windows_days"] = list(count["windows_days"]) if count["windows_days"] is not None else None
-        tables = {t: {"sparse": list(raw[t]["sparse"]), "dense": dict(raw[t]["dense"])} for t in ATTRIBUTE_TABLES}
+        tables = {
+            t: {"sparse": list(raw[t]["sparse"]), "dense": dict(raw[t]["dense"]), "hashed": dict(raw[t]["hashed"])}
+            for t in ATTRIBUTE_TABLES
+        }
         return {**tables, "history": history}
 
     @classmethod
@@ -238,12 +262,15 @@ class FeatureConfig:
         for table in ATTRIBUTE_TABLES:
             part = raw.get(table) or {}
             _require_mapping(part, source, table)
-            _reject_unknown(part, ("sparse", "dense"), source, f"{table}.")
-            sparse, dense = part.get("sparse") or [], part.get("dense") or {}
+            _reject_unknown(part, ("sparse", "dense", "hashed"), source, f"{table}.")
+            sparse, dense, hashed = part.get("sparse") or [], part.get("dense") or {}, part.get("hashed") or {}
             if not isinstance(sparse, list) or not all(isinstance(c, str) for c in sparse):
                 raise InputError(f"{source}: field '{table}.sparse' must be a list of column names, got {sparse!r}")
             _require_mapping(dense, source, f"{table}.dense")
-            tables[table] = TableFeatures(tuple(sparse), {str(k): v for k, v in dense.items()})
+            _require_mapping(hashed, source, f"{table}.hashed")
+            tables[table] = TableFeatures(
+                tuple(sparse), {str(k): v for k, v in dense.items()}, {str(k): v for k, v in hashed.items()}
+            )
         history = raw.get("history") or {}
         _require_mapping(history, source, "history")
         _reject_unknown(history, ("windows_days", "counts"), source, "history.")

@@ -72,10 +72,10 @@ def opportunity_features(
             recencies.append(days.fill_null(days_since_cap).clip(upper_bound=days_since_cap).alias(name))
     return frame.select(
         KEY,
-        *config.users.sparse,
-        *config.messages.sparse,
+        *config.users.categorical,
+        *config.messages.categorical,
         ts.dt.weekday().alias("day_of_week"),
-        *config.opportunities.sparse,
+        *config.opportunities.categorical,
         *(pl.col(f"unsubscribed_{c}").eq(0).alias(f"subscribed_{c}") for c in CHANNELS),
         *config.users.dense,
         *config.messages.dense,

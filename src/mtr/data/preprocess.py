@@ -7,6 +7,7 @@ and when the serving scorer reads raw candidate rows, so training and serving ca
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -41,6 +42,7 @@ def fit_features(
     descriptions: Mapping[str, str] | None = None,
     min_count: int = 1,
     sources: Mapping[str, str] | None = None,
+    hashed: Mapping[str, int] | None = None,
 ) -> tuple[FeatureSpec, ...]:
     """Learn each feature's encoding from the train split.
 
@@ -51,12 +53,25 @@ def fit_features(
         descriptions: optional text per feature for the schema.
         min_count: rarer values map to the unknown id 0.
         sources: optional origin per feature (`FeatureSpec.source`).
+        hashed: sparse columns hashed into this many buckets instead of a vocabulary (`FeatureSpec.hash_buckets`).
     """
-    descriptions, sources = descriptions or {}, sources or {}
+    descriptions, sources, hashed = descriptions or {}, sources or {}, hashed or {}
     check_columns("train", train.schema, {name: SPARSE_RAW_DTYPES for name in sparse})
     check_columns("train", train.schema, {name: NUMERIC + (pl.Boolean,) for name in dense})
     specs = []
     for name in sparse:
+        if name in hashed:
+            specs.append(
+                FeatureSpec(
+                    name,
+                    "sparse",
+                    str(train.schema[name]),
+                    hash_buckets=hashed[name],
+                    description=descriptions.get(name, ""),
+                    source=sources.get(name, ""),
+                )
+            )
+            continue
         counts = train.select(pl.col(name).cast(pl.String).drop_nulls().value_counts(sort=True)).unnest(name)
         vocabulary = counts.filter(pl.col("count") >= min_count)[name].sort().to_list()
         if not vocabulary:
@@ -115,7 +130,9 @@ def encode_features(frame: pl.DataFrame, schema: DatasetSchema, table: str = "in
     check_columns(table, frame.schema, {f.name: NUMERIC + (pl.Boolean,) for f in schema.dense_features})
     _check_finite(frame, [f.name for f in schema.dense_features], table)
     sparse_columns = [
-        pl.col(f.name)
+        _hashed(frame, f)
+        if f.hash_buckets
+        else pl.col(f.name)
         .cast(pl.String)
         .replace_strict(list(f.vocabulary), list(range(1, f.num_embeddings)), default=0, return_dtype=pl.Int64)
         .alias(f.name)
@@ -137,6 +154,19 @@ def encode_features(frame: pl.DataFrame, schema: DatasetSchema, table: str = "in
         else np.zeros((n, 0), np.float32)
     )
     return EncodedFeatures(np.ascontiguousarray(sparse_ids), np.ascontiguousarray(dense))
+
+
+def bucket_of(value: str, buckets: int) -> int:
+    """A value's hash bucket id, 1..buckets: CRC-32 of its UTF-8 text, stable across machines and versions."""
+    return 1 + zlib.crc32(value.encode()) % buckets
+
+
+def _hashed(frame: pl.DataFrame, feature: FeatureSpec) -> pl.Expr:
+    """The bucket ids of a hashed feature's column (0 when missing), hashing each distinct value once."""
+    values = frame[feature.name].cast(pl.String).drop_nulls().unique().to_list()
+    ids = [bucket_of(value, feature.hash_buckets) for value in values]
+    column = pl.col(feature.name).cast(pl.String)
+    return column.replace_strict(values, ids, default=0, return_dtype=pl.Int64).alias(feature.name)
 
 
 def encode_targets(frame: pl.DataFrame, schema: DatasetSchema, table: str = "input") -> tuple[np.ndarray, np.ndarray]:

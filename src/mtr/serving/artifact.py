@@ -46,7 +46,11 @@ def feature_summary(schema: DatasetSchema) -> list[dict[str, Any]]:
         if feature.kind == "sparse":
             entry["input"] = f"sparse_ids[:, {position}]"
             entry["vocabulary_size"] = feature.num_embeddings
-            entry["preprocessing"] = "vocabulary lookup: value i of schema.json's vocabulary -> id i + 1, else 0"
+            entry["preprocessing"] = (
+                f"hash: 1 + crc32(utf-8 text) % {feature.hash_buckets}; missing -> 0"
+                if feature.hash_buckets
+                else "vocabulary lookup: value i of schema.json's vocabulary -> id i + 1, else 0"
+            )
         else:
             entry["input"] = f"dense[:, {position - len(schema.sparse_features)}]"
             transform = "sign(x) * log1p(|x|)" if feature.transform == "log1p" else "x"
