@@ -1,4 +1,4 @@
-"""The long-term knob's true effects: what weariness does to a world, by long_term_strength, over seeds.
+"""The long-term knob's true effects: what weariness does to a world and to whole policies, over seeds.
 
     python experiments/long_term/world.py        (or: make reproduce-long-term-world)
 
@@ -7,8 +7,15 @@ activity, so every strength replays the same sends with common random numbers) i
 days. From the oracle's truth, per strength: active days per user and day; the one-step effect of each logged
 send of the first 50 days on the user's active days in the next 8 weeks (send against "send nothing", every
 other decision held fixed); the share of sends that lose active days; and, for comparison, the same effect on
-retention and the sends' engagement. Intervals are 95% over seeds (t with seeds - 1 degrees of freedom). Writes
-results.json and the table of README.md in this folder.
+retention and the sends' engagement.
+
+Whole policies (`mtr.sim.rollout`): each policy decides every day of the same world (users, catalog and, with
+common random numbers, luck) for 112 days at strengths 0 and 1: the logging policy, a lighter and a heavier
+sender (its none_share at 0.8 and 0.15), the myopic policy (each day the action with the highest true open
+probability) and "send nothing". Per policy: expected active days per user in the last 8 weeks, opens, sends and
+opt-outs per user, and the share of users still reachable by email at the end; and the change in active days
+against the logging policy on the same users (paired). Intervals are 95% over seeds (t with seeds - 1 degrees of
+freedom). Writes results.json and the tables of README.md in this folder.
 """
 
 from __future__ import annotations
@@ -20,12 +27,22 @@ from scipy import stats
 
 from mtr.io import write_json, write_results_section
 from mtr.sim.config import WorldConfig
+from mtr.sim.engine import Policy
+from mtr.sim.rollout import logging_policy, most_engaging, roll_out, send_nothing
 from mtr.sim.writer import simulate_tables
 
 HERE = Path(__file__).resolve().parent
 STRENGTHS = (0.0, 0.5, 1.0, 2.0)
 SEEDS = (0, 1, 2)
 USERS, DAYS, FIRST_DAYS = 800, 112, 50
+POLICY_STRENGTHS = (0.0, 1.0)
+POLICIES: dict[str, Policy] = {
+    "logging": logging_policy(),
+    "lighter (none_share 0.8)": logging_policy(none_share=0.8),
+    "heavier (none_share 0.15)": logging_policy(none_share=0.15),
+    "myopic (most engaging)": most_engaging,
+    "send nothing": send_nothing,
+}
 
 
 def world_effects(strength: float, seed: int) -> dict[str, float]:
@@ -48,6 +65,24 @@ def world_effects(strength: float, seed: int) -> dict[str, float]:
     }
 
 
+def policy_effects(strength: float, seed: int) -> dict[str, dict[str, float]]:
+    """Each policy's outcomes on the world of `seed` at `strength`, with its active days paired against logging."""
+    world = WorldConfig(long_term_strength=strength)
+    outcomes = {name: roll_out(policy, USERS, DAYS, seed, world)[1] for name, policy in POLICIES.items()}
+    logging = outcomes["logging"].per_user_active_days
+    return {
+        name: {
+            "active_days_last_8_weeks": float(o.per_user_active_days.mean()),
+            "change_against_logging": float((o.per_user_active_days - logging).mean()),
+            "opens_per_user": float(o.per_user_opens.mean()),
+            "sends_per_user": float(o.per_user_sends.mean()),
+            "unsubscribes_per_user": float(o.per_user_unsubscribes.mean()),
+            "reachable_by_email": float(o.reachable[1]),
+        }
+        for name, o in outcomes.items()
+    }
+
+
 def interval(values: list[float]) -> dict[str, float | list[float]]:
     """Mean and 95% t interval over seeds."""
     mean, n = float(np.mean(values)), len(values)
@@ -65,6 +100,13 @@ def main() -> None:
             r["active_share_change"] = r["active_share_of_days"] - calm[seed]
         results["strengths"][str(strength)] = {name: interval([r[name] for r in runs]) for name in runs[0]}
         print(f"strength {strength}: done")
+    results["policies"] = {}
+    for strength in POLICY_STRENGTHS:
+        runs = [policy_effects(strength, seed) for seed in SEEDS]
+        results["policies"][str(strength)] = {
+            name: {figure: interval([r[name][figure] for r in runs]) for figure in runs[0][name]} for name in POLICIES
+        }
+        print(f"policies at strength {strength}: done")
     write_json(HERE / "results.json", results)
     write_results_section(HERE / "README.md", table(results))
 
@@ -77,6 +119,17 @@ HEADERS = (
     "sends that lose active days",
     "one send's effect on retention",
     "engagement of sends",
+)
+
+POLICY_HEADERS = (
+    "long_term_strength",
+    "policy",
+    "active days per user, last 8 weeks",
+    "change against logging (same users)",
+    "opens per user",
+    "sends per user",
+    "opt-outs per user",
+    "reachable by email at the end",
 )
 
 
@@ -95,6 +148,22 @@ def table(results: dict) -> str:
             )
         ]
         rows.append(f"| {strength} | " + " | ".join(cells) + " |")
+    rows += ["", "Whole policies, 112 days on the same users and luck:", "", "| " + " | ".join(POLICY_HEADERS) + " |"]
+    rows.append("|" + "---|" * len(POLICY_HEADERS))
+    for strength, policies in results["policies"].items():
+        for name, figures in policies.items():
+            cells = [
+                f"{figures[figure]['mean']:{fmt}} [{figures[figure]['low']:{fmt}}, {figures[figure]['high']:{fmt}}]"
+                for figure, fmt in (
+                    ("active_days_last_8_weeks", ".2f"),
+                    ("change_against_logging", "+.2f"),
+                    ("opens_per_user", ".1f"),
+                    ("sends_per_user", ".1f"),
+                    ("unsubscribes_per_user", ".3f"),
+                    ("reachable_by_email", ".3f"),
+                )
+            ]
+            rows.append(f"| {strength} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
 

@@ -8,15 +8,17 @@ the `WorldTruth` of the finished log (`mtr.sim.draws`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
+from mtr.errors import InputError
 from mtr.sim.catalog import Catalog, make_catalog
 from mtr.sim.config import PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.history import NEVER, SendHistory, recent_send_counts
-from mtr.sim.logging_policy import decide, sample_actions
+from mtr.sim.logging_policy import Decision, decide, sample_actions
 from mtr.sim.outcomes import Sends, send_outcomes
 from mtr.sim.population import DAY_US, Population, make_population
 from mtr.sim.truth import WorldTruth
@@ -57,6 +59,25 @@ class SimulatedLog:
         return self.start_us + int(self.truth.log_end) * DAY_US
 
 
+@dataclass(frozen=True)
+class DayView:
+    """What a policy sees at one day's decisions: the day's actions and eligibility (`decision`, whose
+    probabilities are the logging policy's), and the world so far (sends of earlier days in `history`, the day
+    each user left each channel in `unsubscribe_day`, NEVER if not)."""
+
+    day: int
+    decision: Decision
+    world: WorldConfig
+    users: Population
+    catalog: Catalog
+    history: SendHistory
+    unsubscribe_day: np.ndarray
+
+
+# A policy: the day's view -> [U, 1 + A] probabilities over (send nothing, the day's send actions), 0 on ineligible.
+Policy = Callable[[DayView], np.ndarray]
+
+
 def start_of(world: WorldConfig) -> int:
     """The first opportunity day 00:00 UTC in epoch microseconds."""
     return int(datetime.fromisoformat(world.start_date).replace(tzinfo=UTC).timestamp()) * 1_000_000
@@ -69,11 +90,19 @@ def run_days(
     world: WorldConfig,
     variant: WorldConfig | None = None,
     in_variant: np.ndarray | None = None,
+    policy: Policy | None = None,
+    common_draws: int | None = None,
 ) -> SimulatedLog:
     """Draw users and catalog, then run the policy and the send outcomes day by day.
 
     For an online A/B test, the users where `in_variant` [n_users] is True are decided by the policy
     of `variant` (a world differing only in its policy knobs); the outcome model stays `world`'s.
+
+    Args:
+        policy: decides instead of the logging policy (`mtr.sim.rollout`); the logged propensities are its own.
+        common_draws: a seed of common random numbers: each day's choice, open and opt-out draws are one uniform
+            per user from a stream of (seed, day), whatever the policy sends, so that two policies run on the
+            same users meet the same luck (without it, draws follow the sends, as in every logged world).
     """
     start_us = start_of(world)
     users = make_population(rng, n_users, world, start_us - PRE_PERIOD_DAYS * DAY_US)
@@ -90,7 +119,13 @@ def run_days(
             rows = np.nonzero(in_variant)[0]
             tested = decide(variant, users, catalog, history, unsubscribe_day, rows, day)
             decision.probabilities[rows] = tested.probabilities
-        choice = sample_actions(decision.probabilities, rng.random(n_users))
+        if policy is not None:
+            chosen = policy(DayView(day, decision, world, users, catalog, history, unsubscribe_day))
+            if chosen.shape != decision.probabilities.shape or np.any((chosen[:, 1:] > 0) & ~decision.eligible):
+                raise InputError(f"policy: day {day}: probabilities must be [users, 1 + actions], 0 on ineligible ones")
+            decision = Decision(decision.message, decision.channel, decision.hour, decision.eligible, chosen)
+        day_draws = None if common_draws is None else np.random.default_rng([common_draws, day]).random((3, n_users))
+        choice = sample_actions(decision.probabilities, rng.random(n_users) if day_draws is None else day_draws[0])
         propensity[:, day] = decision.probabilities[everyone, choice]
         senders = np.nonzero(choice > 0)[0]
         action = choice[senders] - 1
@@ -103,8 +138,9 @@ def run_days(
             message,
         )
         p_engagement[senders, day], p_unsubscribe[senders, day] = outcomes.p_engagement, outcomes.p_unsubscribe
-        engaged[senders, day] = rng.random(len(senders)) < outcomes.p_engagement
-        left = rng.random(len(senders)) < outcomes.p_unsubscribe
+        opens = rng.random(len(senders)) if day_draws is None else day_draws[1, senders]
+        engaged[senders, day] = opens < outcomes.p_engagement
+        left = (rng.random(len(senders)) if day_draws is None else day_draws[2, senders]) < outcomes.p_unsubscribe
         unsubscribed[senders, day] = left
         unsubscribe_day[senders[left], channel[left]] = day
     truth = WorldTruth(world, users, catalog, history)

@@ -1,0 +1,104 @@
+"""Whole-policy truth by simulation: the same users, the same luck, another policy, and what it does over months.
+
+The oracle's counterfactual (`mtr.sim.oracle`) changes one decision and holds the rest of the log fixed: right for
+off-policy estimates of one step, blind to what a policy does to the weariness of every later day. Here a policy
+decides every day of a simulated world instead of the logging policy (`run_days(policy=...)`), with common random
+numbers (each day's draws one uniform per user from a stream of (seed, day)), so two policies meet the same
+users, catalog and luck and differ by their decisions alone. The outcomes are the truth's expectations where the
+world has them (active days), and the draws' where it decides (opens, opt-outs, reachability).
+
+Policies here are the simulator's own (they see the world's state, never a model): the logging policy under other
+knobs, "send nothing", and the myopic one that sends each user the action with the highest true open probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mtr.sim.config import LONG_TERM_DAYS, PLATFORMS, PRE_PERIOD_DAYS, WorldConfig
+from mtr.sim.engine import DayView, Policy, SimulatedLog, run_days
+from mtr.sim.history import recent_send_counts
+from mtr.sim.logging_policy import decide
+from mtr.sim.outcomes import Sends, send_outcomes, sigmoid
+
+
+def logging_policy(**knobs: float) -> Policy:
+    """The simulator's logging policy under other knobs (none_share, exploration, policy_temperature)."""
+
+    def decide_with_knobs(view: DayView) -> np.ndarray:
+        if not knobs:
+            return view.decision.probabilities
+        everyone = np.arange(len(view.users.user_id))
+        variant = replace(view.world, **knobs)
+        return decide(
+            variant, view.users, view.catalog, view.history, view.unsubscribe_day, everyone, view.day
+        ).probabilities
+
+    return decide_with_knobs
+
+
+def send_nothing(view: DayView) -> np.ndarray:
+    """Never send."""
+    probabilities = np.zeros_like(view.decision.probabilities)
+    probabilities[:, 0] = 1.0
+    return probabilities
+
+
+def most_engaging(view: DayView) -> np.ndarray:
+    """The myopic policy: every user gets the eligible action with the highest true open probability (fatigue
+    included), every day; nothing only when no action is eligible."""
+    d, n_users = view.decision, len(view.users.user_id)
+    user, action = np.nonzero(d.eligible)
+    day = np.full(len(user), view.day)
+    recent, recent_channel = recent_send_counts(view.history, user, day, d.hour[action], d.channel[action])
+    sends = Sends(user, d.message[action], d.channel[action], d.hour[action], recent, recent_channel)
+    p_open = np.full(d.eligible.shape, -1.0)
+    p_open[user, action] = send_outcomes(view.world, view.users, view.catalog, sends).p_engagement
+    probabilities = np.zeros_like(d.probabilities)
+    best = p_open.argmax(1)
+    has_action = d.eligible.any(1)
+    probabilities[np.arange(n_users), np.where(has_action, best + 1, 0)] = 1.0
+    return probabilities
+
+
+@dataclass(frozen=True)
+class PolicyOutcomes:
+    """What a policy did to the users of a world, per user (means over users; `per_user_*` [U] for intervals).
+
+    Attributes:
+        active_days: expected active days per user in the last `LONG_TERM_DAYS` days of the run.
+        sends: sends per user over the run.
+        opens: opens per user over the run (drawn).
+        unsubscribes: opt-outs per user over the run (drawn).
+        reachable: [3] share of users still reachable on push, email, in-app at the end.
+    """
+
+    per_user_active_days: np.ndarray
+    per_user_sends: np.ndarray
+    per_user_opens: np.ndarray
+    per_user_unsubscribes: np.ndarray
+    reachable: np.ndarray
+
+
+def roll_out(
+    policy: Policy, n_users: int, days: int, seed: int, world: WorldConfig
+) -> tuple[SimulatedLog, PolicyOutcomes]:
+    """Run `policy` on the world of `seed` (its users and catalog) for `days` days with common random numbers."""
+    if days < LONG_TERM_DAYS:
+        raise ValueError(f"a rollout needs at least {LONG_TERM_DAYS} days to measure the last 8 weeks, got {days}")
+    log = run_days(np.random.default_rng(seed), n_users, days, world, policy=policy, common_draws=seed)
+    truth = log.truth
+    first = PRE_PERIOD_DAYS + days - LONG_TERM_DAYS
+    logits = truth.activity_base[:, None] + truth.offsets[:, first : PRE_PERIOD_DAYS + days]
+    can_push = log.users.platform != PLATFORMS.index("web")
+    kept = [~(log.unsubscribed & (log.history.channel == channel)).any(1) for channel in range(3)]
+    reachable = np.array([np.mean(can_push & kept[0]), np.mean(kept[1]), np.mean(kept[2])])
+    return log, PolicyOutcomes(
+        sigmoid(logits).sum(1),
+        log.history.sent.sum(1).astype(np.float64),
+        log.engaged.sum(1).astype(np.float64),
+        log.unsubscribed.sum(1).astype(np.float64),
+        reachable,
+    )
