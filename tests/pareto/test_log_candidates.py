@@ -74,6 +74,11 @@ def test_ope_evaluate_judges_the_operating_point_on_test_with_intervals_beside_t
     nothing = report["policies"]["send_nothing"]
     assert nothing["send_share"] == 0 and nothing["rewards"]["send_volume"]["truth"] == 0
     assert nothing["rewards"]["send_volume"]["ips"]["value"] == 0
+    # The logging policy's estimate is the logged mean (importance weights 1), and its truth the oracle's.
+    logging = report["policies"]["logging_policy"]
+    test = pl.read_parquet(sim_dataset / "test.parquet")
+    assert logging["rewards"]["send_volume"]["ips"]["value"] == pytest.approx((test["channel"] != "none").mean())
+    assert logging["send_share"] == pytest.approx(logging["rewards"]["send_volume"]["truth"])
     point = report["policies"]["operating_point"]["rewards"]
     for reward in ("conversion", "retention", "unsubscribe", "send_volume"):
         estimate = point[reward]["dros"]

@@ -2,7 +2,8 @@
 
 The same candidates, model scores and logged feedback a Pareto study uses (`mtr.ope.problem.load_problem`: the
 log's candidate table, the simulator's, or arms), judged for one `weights.json` by every registered estimator,
-next to "send nothing"; on the simulator each estimate stands beside its truth.
+next to the logging policy (where the candidates carry its probabilities: its estimates are the logged means)
+and "send nothing"; on the simulator each estimate stands beside its truth.
 """
 
 from __future__ import annotations
@@ -63,14 +64,15 @@ def ope_evaluate(
 
 
 def evaluation(problem: LoggedProblem, point: OperatingPoint) -> dict[str, Any]:
-    """Every estimator's estimate with its 95% interval, per objective and send volume, for the operating point and
-    for "send nothing", with the truth where the problem has it; and the effective sample sizes."""
+    """Every estimator's estimate with its 95% interval, per objective and send volume, for the operating point,
+    the logging policy (where known) and "send nothing", with the truth where the problem has it; and the effective
+    sample sizes."""
     evaluator = PolicyEvaluator(problem.inputs, problem.feedback, point.fusion, problem.truth)
     groups = problem.inputs.groups
-    policies = {
-        "operating_point": evaluator.decide(point.fusion, point.policy),
-        "send_nothing": PolicyDecision(groups, chosen=groups.starts.copy()),
-    }
+    policies = {"operating_point": evaluator.decide(point.fusion, point.policy)}
+    if problem.logging is not None:
+        policies["logging_policy"] = PolicyDecision(groups, probabilities=problem.logging)
+    policies["send_nothing"] = PolicyDecision(groups, chosen=groups.starts.copy())
     report: dict[str, Any] = {"opportunities": groups.n_groups, "policies": {}}
     for name, decision in policies.items():
         result = evaluate(problem.feedback, decision)

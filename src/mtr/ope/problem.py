@@ -54,12 +54,15 @@ class LoggedProblem:
         feedback: logged rewards (the K objectives and send volume) with the model's predictions for DR.
         truth: [N, K + 1] true outcome probabilities and the send indicator of every candidate, or None.
         description: counts for the summary.
+        logging: [N] the logging policy's probability of every candidate, where the candidates say (a log's
+            candidate table, the simulator's), else None.
     """
 
     inputs: FusionInputs
     feedback: LoggedFeedback
     truth: np.ndarray | None
     description: dict[str, int | str]
+    logging: np.ndarray | None = None
 
 
 def split_rows(dataset: Path, split: str) -> tuple[pl.DataFrame, DatasetSchema]:
@@ -200,7 +203,9 @@ def scored_problem(
         truth = np.column_stack([*columns, groups.is_send()]).astype(np.float64)
     feedback = dataset_feedback(candidates, rows, schema, predicted)
     inputs = FusionInputs(groups, predicted, objectives=schema.objective_table)
-    return LoggedProblem(inputs, feedback, truth, {"opportunities": groups.n_groups})
+    propensity = candidates.frame["propensity"]
+    logging = None if propensity.null_count() else propensity.to_numpy().astype(np.float64)
+    return LoggedProblem(inputs, feedback, truth, {"opportunities": groups.n_groups}, logging)
 
 
 def simulator_problem(scorers: Sequence[Scorer], dataset: Path, events: Path, split: str) -> LoggedProblem:
@@ -302,6 +307,8 @@ def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -
     }  # fmt: skip
     if problem.truth is not None:
         arrays["truth"] = problem.truth
+    if problem.logging is not None:
+        arrays["logging"] = problem.logging
     tmp = cache.with_name(f".{cache.name}.tmp.npz")
     np.savez(tmp, **arrays)
     atomic_write_bytes(cache, tmp.read_bytes())
@@ -318,7 +325,8 @@ def _from_arrays(saved: np.lib.npyio.NpzFile) -> LoggedProblem:
     feedback = LoggedFeedback(groups, *logged, names, binary)
     truth = saved["truth"] if "truth" in saved.files else None
     inputs = FusionInputs(groups, saved["probabilities"], objectives=objectives)
-    return LoggedProblem(inputs, feedback, truth, json.loads(str(saved["description"])))
+    logging = saved["logging"] if "logging" in saved.files else None
+    return LoggedProblem(inputs, feedback, truth, json.loads(str(saved["description"])), logging)
 
 
 def load_problem(
