@@ -14,8 +14,14 @@ common random numbers, luck) for 112 days at strengths 0 and 1: the logging poli
 sender (its none_share at 0.8 and 0.15), the myopic policy (each day the action with the highest true open
 probability) and "send nothing". Per policy: expected active days per user in the last 8 weeks, opens, sends and
 opt-outs per user, and the share of users still reachable by email at the end; and the change in active days
-against the logging policy on the same users (paired). Intervals are 95% over seeds (t with seeds - 1 degrees of
-freedom). Writes results.json and the tables of README.md in this folder.
+against the logging policy on the same users (paired).
+
+The surrogate index (`mtr.ope.surrogate`): fitted on the logging policy's users (their drawn active days, opens,
+sends and opt-outs of the first 1 or 2 weeks, and their baseline activity, against their true active days over
+the 8 weeks from the start), then applied to every policy's users' first weeks. Per strength and weeks: the rank
+correlation across the 5 policies between the index's and the truth's 8-week active days, and each policy's
+effect against logging, predicted and true. Intervals are 95% over seeds (t with seeds - 1 degrees of freedom).
+Writes results.json and the tables of README.md in this folder.
 """
 
 from __future__ import annotations
@@ -26,9 +32,17 @@ import numpy as np
 from scipy import stats
 
 from mtr.io import write_json, write_results_section
+from mtr.ope.surrogate import SurrogateIndex
 from mtr.sim.config import WorldConfig
 from mtr.sim.engine import Policy
-from mtr.sim.rollout import logging_policy, most_engaging, roll_out, send_nothing
+from mtr.sim.rollout import (
+    active_days_from_start,
+    logging_policy,
+    most_engaging,
+    roll_out,
+    send_nothing,
+    short_term_signals,
+)
 from mtr.sim.writer import simulate_tables
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +97,32 @@ def policy_effects(strength: float, seed: int) -> dict[str, dict[str, float]]:
     }
 
 
+SURROGATE_WEEKS = (1, 2)
+
+
+def surrogate_effects(strength: float, seed: int) -> dict[str, dict]:
+    """The index's 8-week predictions from each policy's first weeks against the truth (see the docstring)."""
+    world = WorldConfig(long_term_strength=strength)
+    logs = {name: roll_out(policy, USERS, DAYS, seed, world)[0] for name, policy in POLICIES.items()}
+    truth = {name: float(active_days_from_start(log).mean()) for name, log in logs.items()}
+    results = {}
+    for weeks in SURROGATE_WEEKS:
+        signals = {name: short_term_signals(log, seed, 7 * weeks) for name, log in logs.items()}
+        index = SurrogateIndex.fit(signals["logging"], active_days_from_start(logs["logging"]))
+        predicted = {name: float(index.predict(signals[name]).mean()) for name in logs}
+        rank = stats.spearmanr([truth[n] for n in logs], [predicted[n] for n in logs]).statistic
+        results[f"{weeks}w"] = {
+            "rank_correlation": float(rank),
+            "r2_on_logging_users": index.r2,
+            "effects": {
+                name: {"true": truth[name] - truth["logging"], "predicted": predicted[name] - predicted["logging"]}
+                for name in logs
+                if name != "logging"
+            },
+        }
+    return results
+
+
 def interval(values: list[float]) -> dict[str, float | list[float]]:
     """Mean and 95% t interval over seeds."""
     mean, n = float(np.mean(values)), len(values)
@@ -107,6 +147,24 @@ def main() -> None:
             name: {figure: interval([r[name][figure] for r in runs]) for figure in runs[0][name]} for name in POLICIES
         }
         print(f"policies at strength {strength}: done")
+    results["surrogate"] = {}
+    for strength in POLICY_STRENGTHS:
+        runs = [surrogate_effects(strength, seed) for seed in SEEDS]
+        results["surrogate"][str(strength)] = {
+            weeks: {
+                "rank_correlation": interval([r[weeks]["rank_correlation"] for r in runs]),
+                "r2_on_logging_users": interval([r[weeks]["r2_on_logging_users"] for r in runs]),
+                "effects": {
+                    name: {
+                        kind: interval([r[weeks]["effects"][name][kind] for r in runs])
+                        for kind in ("true", "predicted")
+                    }
+                    for name in runs[0][weeks]["effects"]
+                },
+            }
+            for weeks in runs[0]
+        }
+        print(f"surrogate index at strength {strength}: done")
     write_json(HERE / "results.json", results)
     write_results_section(HERE / "README.md", table(results))
 
@@ -130,6 +188,14 @@ POLICY_HEADERS = (
     "sends per user",
     "opt-outs per user",
     "reachable by email at the end",
+)
+
+SURROGATE_HEADERS = (
+    "long_term_strength",
+    "first weeks seen",
+    "rank correlation with truth across the 5 policies (per seed)",
+    "R² on the logging policy's users",
+    "each policy's effect on 8-week active days against logging: predicted vs true (mean over seeds)",
 )
 
 
@@ -164,6 +230,22 @@ def table(results: dict) -> str:
                 )
             ]
             rows.append(f"| {strength} | {name} | " + " | ".join(cells) + " |")
+    rows += [
+        "",
+        "The surrogate index, fitted on the logging policy's users, predicting 8 weeks from the first weeks:",
+        "",
+    ]
+    rows += ["| " + " | ".join(SURROGATE_HEADERS) + " |", "|" + "---|" * len(SURROGATE_HEADERS)]
+    for strength, by_weeks in results["surrogate"].items():
+        for weeks, figures in by_weeks.items():
+            rank = figures["rank_correlation"]
+            effects = "; ".join(
+                f"{name}: {e['predicted']['mean']:+.2f} vs {e['true']['mean']:+.2f}"
+                for name, e in figures["effects"].items()
+            )
+            per_seed = ", ".join(f"{r:.2f}" for r in rank["per_seed"])
+            r2 = figures["r2_on_logging_users"]["mean"]
+            rows.append(f"| {strength} | {weeks} | {rank['mean']:.2f} ({per_seed}) | {r2:.3f} | {effects} |")
     return "\n".join(rows) + "\n"
 
 

@@ -23,6 +23,8 @@ from mtr.sim.history import recent_send_counts
 from mtr.sim.logging_policy import decide
 from mtr.sim.outcomes import Sends, send_outcomes, sigmoid
 
+ACTIVITY_STREAM = 10**9  # the common-random-number stream of drawn activity: beyond any day of the (seed, day) draws
+
 
 def logging_policy(**knobs: float) -> Policy:
     """The simulator's logging policy under other knobs (none_share, exploration, policy_temperature)."""
@@ -80,6 +82,33 @@ class PolicyOutcomes:
     per_user_opens: np.ndarray
     per_user_unsubscribes: np.ndarray
     reachable: np.ndarray
+
+
+def drawn_activity(log: SimulatedLog, seed: int) -> np.ndarray:
+    """[U, days] whether each user was active on each day of the run, drawn with common random numbers (one
+    uniform per user and day from a stream of (seed, "activity")): what a platform observes of the truth."""
+    days = log.history.sent.shape[1]
+    logits = log.truth.activity_base[:, None] + log.truth.offsets[:, PRE_PERIOD_DAYS : PRE_PERIOD_DAYS + days]
+    uniforms = np.random.default_rng([seed, ACTIVITY_STREAM]).random(logits.shape)
+    return uniforms < sigmoid(logits)
+
+
+def short_term_signals(log: SimulatedLog, seed: int, days: int) -> dict[str, np.ndarray]:
+    """What a platform sees of each user in the first `days` days of a run, and before it: drawn active days,
+    opens, sends and opt-outs, and the user's activity logit without messages (the pre-period's baseline)."""
+    return {
+        "active_days": drawn_activity(log, seed)[:, :days].sum(1).astype(np.float64),
+        "opens": log.engaged[:, :days].sum(1).astype(np.float64),
+        "sends": log.history.sent[:, :days].sum(1).astype(np.float64),
+        "unsubscribes": log.unsubscribed[:, :days].sum(1).astype(np.float64),
+        "baseline": log.truth.activity_base,
+    }
+
+
+def active_days_from_start(log: SimulatedLog, days: int = LONG_TERM_DAYS) -> np.ndarray:
+    """[U] each user's expected active days in days 1 .. `days` of the run (the truth's expectation)."""
+    window = log.truth.offsets[:, PRE_PERIOD_DAYS + 1 : PRE_PERIOD_DAYS + 1 + days]
+    return sigmoid(log.truth.activity_base[:, None] + window).sum(1)
 
 
 def roll_out(
