@@ -12,9 +12,9 @@ retention and the sends' engagement.
 Whole policies (`mtr.sim.rollout`): each policy decides every day of the same world (users, catalog and, with
 common random numbers, luck) for 112 days at strengths 0 and 1: the logging policy, a lighter and a heavier
 sender (its none_share at 0.8 and 0.15), the myopic policy (each day the action with the highest true open
-probability) and "send nothing". Per policy: expected active days per user in the last 8 weeks, opens, sends and
-opt-outs per user, and the share of users still reachable by email at the end; and the change in active days
-against the logging policy on the same users (paired).
+probability) and "send nothing". Per policy: expected active days and conversions per user in the last 8 weeks,
+opens, sends and opt-outs per user, and the share of users still reachable by email at the end; and the change
+in active days against the logging policy on the same users (paired).
 
 The surrogate index (`mtr.ope.surrogate`): fitted on the logging policy's users (their drawn active days, opens,
 sends and opt-outs of the first 1 or 2 weeks, and their baseline activity, against their true active days over
@@ -88,6 +88,7 @@ def policy_effects(strength: float, seed: int) -> dict[str, dict[str, float]]:
         name: {
             "active_days_last_8_weeks": float(o.per_user_active_days.mean()),
             "change_against_logging": float((o.per_user_active_days - logging).mean()),
+            "conversions_last_8_weeks": float(o.per_user_conversions.mean()),
             "opens_per_user": float(o.per_user_opens.mean()),
             "sends_per_user": float(o.per_user_sends.mean()),
             "unsubscribes_per_user": float(o.per_user_unsubscribes.mean()),
@@ -184,6 +185,7 @@ POLICY_HEADERS = (
     "policy",
     "active days per user, last 8 weeks",
     "change against logging (same users)",
+    "conversions per user, last 8 weeks",
     "opens per user",
     "sends per user",
     "opt-outs per user",
@@ -223,6 +225,7 @@ def table(results: dict) -> str:
                 for figure, fmt in (
                     ("active_days_last_8_weeks", ".2f"),
                     ("change_against_logging", "+.2f"),
+                    ("conversions_last_8_weeks", ".3f"),
                     ("opens_per_user", ".1f"),
                     ("sends_per_user", ".1f"),
                     ("unsubscribes_per_user", ".3f"),

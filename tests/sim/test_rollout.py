@@ -65,3 +65,17 @@ def test_a_policy_offering_an_ineligible_action_is_refused() -> None:
 
     with pytest.raises(InputError, match="0 on ineligible ones"):
         run_days(np.random.default_rng(0), 50, 10, WorldConfig(), policy=everything, common_draws=0)
+
+
+def test_expected_conversions_are_what_the_world_draws() -> None:
+    from mtr.sim.rollout import expected_conversions
+    from mtr.sim.writer import simulate_tables
+
+    log, tables = simulate_tables(1500, 60, 4, WorldConfig())
+    first, last = 20, 50
+    expected = expected_conversions(log, first, last)
+    days = (tables["conversions"]["ts"].dt.epoch("us").to_numpy() - log.start_us) / 86_400_000_000
+    drawn = ((days >= first) & (days < last)).sum()
+    # Poisson counts: the drawn total is within 4 standard deviations of the expected one.
+    assert abs(drawn - expected.sum()) < 4 * np.sqrt(expected.sum())
+    assert expected.sum() > 300

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mtr.sim.config import LONG_TERM_DAYS, PLATFORMS, PRE_PERIOD_DAYS, WorldConfig
+from mtr.sim.config import CONVERSION_WINDOW_DAYS, LONG_TERM_DAYS, PLATFORMS, PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.engine import DayView, Policy, SimulatedLog, run_days
 from mtr.sim.history import recent_send_counts
 from mtr.sim.logging_policy import decide
@@ -71,6 +71,7 @@ class PolicyOutcomes:
 
     Attributes:
         active_days: expected active days per user in the last `LONG_TERM_DAYS` days of the run.
+        conversions: expected conversions per user in the same last 8 weeks.
         sends: sends per user over the run.
         opens: opens per user over the run (drawn).
         unsubscribes: opt-outs per user over the run (drawn).
@@ -78,6 +79,7 @@ class PolicyOutcomes:
     """
 
     per_user_active_days: np.ndarray
+    per_user_conversions: np.ndarray
     per_user_sends: np.ndarray
     per_user_opens: np.ndarray
     per_user_unsubscribes: np.ndarray
@@ -111,6 +113,18 @@ def active_days_from_start(log: SimulatedLog, days: int = LONG_TERM_DAYS) -> np.
     return sigmoid(log.truth.activity_base[:, None] + window).sum(1)
 
 
+def expected_conversions(log: SimulatedLog, first: float, last: float) -> np.ndarray:
+    """[U] each user's expected conversions in days [first, last) of the run: the organic rate over the window,
+    plus each send's lift from its send until the next send or 7 days (`mtr.sim.outcomes`), where that overlaps
+    the window."""
+    truth = log.truth
+    start = np.nan_to_num(log.history.send_time(), nan=np.inf)
+    end = np.minimum(start + CONVERSION_WINDOW_DAYS, truth.next_send)
+    overlap = np.clip(np.minimum(end, last) - np.maximum(start, first), 0.0, None)
+    overlap = np.where(log.history.sent, overlap, 0.0)
+    return truth.organic * (last - first) + (truth.lift * overlap).sum(1)
+
+
 def roll_out(
     policy: Policy, n_users: int, days: int, seed: int, world: WorldConfig
 ) -> tuple[SimulatedLog, PolicyOutcomes]:
@@ -126,6 +140,7 @@ def roll_out(
     reachable = np.array([np.mean(can_push & kept[0]), np.mean(kept[1]), np.mean(kept[2])])
     return log, PolicyOutcomes(
         sigmoid(logits).sum(1),
+        expected_conversions(log, days - LONG_TERM_DAYS, days),
         log.history.sent.sum(1).astype(np.float64),
         log.engaged.sum(1).astype(np.float64),
         log.unsubscribed.sum(1).astype(np.float64),
