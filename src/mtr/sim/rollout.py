@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from mtr.errors import InputError
 from mtr.sim.config import CONVERSION_WINDOW_DAYS, LONG_TERM_DAYS, PLATFORMS, PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.engine import DayView, Policy, SimulatedLog, run_days
 from mtr.sim.history import recent_send_counts
 from mtr.sim.logging_policy import decide
-from mtr.sim.outcomes import Sends, send_outcomes, sigmoid
+from mtr.sim.outcomes import Sends, expected_active_days, send_outcomes, sigmoid
 
 ACTIVITY_STREAM = 10**9  # the common-random-number stream of drawn activity: beyond any day of the (seed, day) draws
 
@@ -67,14 +68,14 @@ def most_engaging(view: DayView) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PolicyOutcomes:
-    """What a policy did to the users of a world, per user (means over users; `per_user_*` [U] for intervals).
+    """What a policy did to each user of a world ([U] arrays, for means and paired differences).
 
     Attributes:
-        active_days: expected active days per user in the last `LONG_TERM_DAYS` days of the run.
-        conversions: expected conversions per user in the same last 8 weeks.
-        sends: sends per user over the run.
-        opens: opens per user over the run (drawn).
-        unsubscribes: opt-outs per user over the run (drawn).
+        per_user_active_days: expected active days in the last `LONG_TERM_DAYS` days of the run.
+        per_user_conversions: expected conversions in the same last 8 weeks.
+        per_user_sends: sends over the run.
+        per_user_opens: opens over the run (drawn).
+        per_user_unsubscribes: opt-outs over the run (drawn).
         reachable: [3] share of users still reachable on push, email, in-app at the end.
     """
 
@@ -109,8 +110,13 @@ def short_term_signals(log: SimulatedLog, seed: int, days: int) -> dict[str, np.
 
 def active_days_from_start(log: SimulatedLog, days: int = LONG_TERM_DAYS) -> np.ndarray:
     """[U] each user's expected active days in days 1 .. `days` of the run (the truth's expectation)."""
-    window = log.truth.offsets[:, PRE_PERIOD_DAYS + 1 : PRE_PERIOD_DAYS + 1 + days]
-    return sigmoid(log.truth.activity_base[:, None] + window).sum(1)
+    return expected_active_days_between(log, 1, 1 + days)
+
+
+def expected_active_days_between(log: SimulatedLog, first: int, last: int) -> np.ndarray:
+    """[U] each user's expected active days in days [first, last) of the run."""
+    window = log.truth.offsets[:, PRE_PERIOD_DAYS + first : PRE_PERIOD_DAYS + last]
+    return expected_active_days(log.truth.activity_base, window, np.zeros_like(window))
 
 
 def expected_conversions(log: SimulatedLog, first: float, last: float) -> np.ndarray:
@@ -130,16 +136,13 @@ def roll_out(
 ) -> tuple[SimulatedLog, PolicyOutcomes]:
     """Run `policy` on the world of `seed` (its users and catalog) for `days` days with common random numbers."""
     if days < LONG_TERM_DAYS:
-        raise ValueError(f"a rollout needs at least {LONG_TERM_DAYS} days to measure the last 8 weeks, got {days}")
+        raise InputError(f"days: a rollout needs at least {LONG_TERM_DAYS} days to measure 8 weeks, got {days}")
     log = run_days(np.random.default_rng(seed), n_users, days, world, policy=policy, common_draws=seed)
-    truth = log.truth
-    first = PRE_PERIOD_DAYS + days - LONG_TERM_DAYS
-    logits = truth.activity_base[:, None] + truth.offsets[:, first : PRE_PERIOD_DAYS + days]
     can_push = log.users.platform != PLATFORMS.index("web")
     kept = [~(log.unsubscribed & (log.history.channel == channel)).any(1) for channel in range(3)]
     reachable = np.array([np.mean(can_push & kept[0]), np.mean(kept[1]), np.mean(kept[2])])
     return log, PolicyOutcomes(
-        sigmoid(logits).sum(1),
+        expected_active_days_between(log, days - LONG_TERM_DAYS, days),
         expected_conversions(log, days - LONG_TERM_DAYS, days),
         log.history.sent.sum(1).astype(np.float64),
         log.engaged.sum(1).astype(np.float64),
