@@ -8,7 +8,15 @@ import pytest
 from mtr.errors import InputError
 from mtr.ope.surrogate import SurrogateIndex
 from mtr.sim.config import WorldConfig
-from mtr.sim.rollout import active_days_from_start, logging_policy, most_engaging, roll_out, short_term_signals
+from mtr.sim.rollout import (
+    active_days_from_start,
+    logging_policy,
+    most_engaging,
+    randomised_intensity,
+    roll_out,
+    send_nothing,
+    short_term_signals,
+)
 
 
 def test_a_linear_outcome_is_recovered_exactly() -> None:
@@ -44,3 +52,14 @@ def test_two_weeks_of_signals_tell_the_myopic_policy_loses_months_when_sends_wea
     true = active_days_from_start(myopic).mean() - active_days_from_start(logging).mean()
     # The sign is right; the size is not (experiments/long_term: a third to a half of the true effect).
     assert true < -1.0 and predicted < 0 and abs(predicted) < abs(true)
+
+
+def test_fitted_on_an_experiment_in_sending_intensity_it_ranks_policies_as_the_truth_does() -> None:
+    world = WorldConfig(long_term_strength=1.0)
+    experiment, _ = roll_out(randomised_intensity((0.05, 0.3, 0.5, 0.7, 0.95)), 800, 84, 101, world)
+    index = SurrogateIndex.fit(short_term_signals(experiment, 101, 14), active_days_from_start(experiment))
+    policies = (logging_policy(), logging_policy(none_share=0.8), most_engaging, send_nothing)
+    logs = [roll_out(policy, 800, 84, 1, world)[0] for policy in policies]  # other users than the experiment's
+    true = [active_days_from_start(log).mean() for log in logs]
+    predicted = [index.predict(short_term_signals(log, 1, 14)).mean() for log in logs]
+    assert np.argsort(predicted).tolist() == np.argsort(true).tolist()

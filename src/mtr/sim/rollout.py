@@ -42,6 +42,24 @@ def logging_policy(**knobs: float) -> Policy:
     return decide_with_knobs
 
 
+def randomised_intensity(none_shares: tuple[float, ...]) -> Policy:
+    """A historical experiment in how much to send: user i is decided by the logging policy with
+    `none_shares[i % len(none_shares)]`, so the population spans light to heavy senders (what a surrogate index
+    needs to learn from, `mtr.ope.surrogate`)."""
+
+    def decide_by_arm(view: DayView) -> np.ndarray:
+        arm = np.arange(len(view.users.user_id)) % len(none_shares)
+        probabilities = np.empty_like(view.decision.probabilities)
+        for index, share in enumerate(none_shares):
+            rows = np.nonzero(arm == index)[0]
+            variant = replace(view.world, none_share=share)
+            chosen = decide(variant, view.users, view.catalog, view.history, view.unsubscribe_day, rows, view.day)
+            probabilities[rows] = chosen.probabilities
+        return probabilities
+
+    return decide_by_arm
+
+
 def send_nothing(view: DayView) -> np.ndarray:
     """Never send."""
     probabilities = np.zeros_like(view.decision.probabilities)
