@@ -35,7 +35,8 @@ def ope_evaluate(
     checkpoint: str = "last.ckpt",
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Estimate an operating point's objectives on a log's decisions with every estimator, against sending nothing.
+    """Estimate an operating point's objectives on a log's decisions with every estimator, beside the logging policy
+    and sending nothing.
 
     Args:
         run: the run folder of the model that scores the candidates (or a cross-fit's fold models).
