@@ -36,8 +36,9 @@ from scipy import stats
 from mtr.io import write_json, write_results_section
 from mtr.ope.surrogate import SurrogateIndex
 from mtr.sim.config import WorldConfig
-from mtr.sim.engine import Policy
+from mtr.sim.engine import Policy, SimulatedLog
 from mtr.sim.rollout import (
+    PolicyOutcomes,
     active_days_from_start,
     logging_policy,
     most_engaging,
@@ -82,10 +83,15 @@ def world_effects(strength: float, seed: int) -> dict[str, float]:
     }
 
 
-def policy_effects(strength: float, seed: int) -> dict[str, dict[str, float]]:
-    """Each policy's outcomes on the world of `seed` at `strength`, with its active days paired against logging."""
+def rollouts(strength: float, seed: int) -> dict[str, tuple[SimulatedLog, PolicyOutcomes]]:
+    """Every policy run on the world of `seed` at `strength` (the same users and luck)."""
     world = WorldConfig(long_term_strength=strength)
-    outcomes = {name: roll_out(policy, USERS, DAYS, seed, world)[1] for name, policy in POLICIES.items()}
+    return {name: roll_out(policy, USERS, DAYS, seed, world) for name, policy in POLICIES.items()}
+
+
+def policy_effects(runs: dict[str, tuple[SimulatedLog, PolicyOutcomes]]) -> dict[str, dict[str, float]]:
+    """Each policy's outcomes, with its active days paired against logging."""
+    outcomes = {name: outcome for name, (_, outcome) in runs.items()}
     logging = outcomes["logging"].per_user_active_days
     return {
         name: {
@@ -106,10 +112,12 @@ HISTORICAL_EXPERIMENT = randomised_intensity((0.05, 0.3, 0.5, 0.7, 0.95))
 OTHER_USERS = 100  # the historical experiment's world: seed + 100, other users than the policies'
 
 
-def surrogate_effects(strength: float, seed: int) -> dict[str, dict]:
+def surrogate_effects(
+    runs: dict[str, tuple[SimulatedLog, PolicyOutcomes]], strength: float, seed: int
+) -> dict[str, dict]:
     """The index's 8-week predictions from each policy's first weeks against the truth (see the docstring)."""
     world = WorldConfig(long_term_strength=strength)
-    logs = {name: roll_out(policy, USERS, DAYS, seed, world)[0] for name, policy in POLICIES.items()}
+    logs = {name: log for name, (log, _) in runs.items()}
     truth = {name: float(active_days_from_start(log).mean()) for name, log in logs.items()}
     experiment = roll_out(HISTORICAL_EXPERIMENT, USERS, DAYS, seed + OTHER_USERS, world)[0]
     populations = {"logging users": (logs["logging"], seed), "intensity experiment": (experiment, seed + OTHER_USERS)}
@@ -151,16 +159,15 @@ def main() -> None:
             r["active_share_change"] = r["active_share_of_days"] - calm[seed]
         results["strengths"][str(strength)] = {name: interval([r[name] for r in runs]) for name in runs[0]}
         print(f"strength {strength}: done")
-    results["policies"] = {}
+    results["policies"], results["surrogate"] = {}, {}
     for strength in POLICY_STRENGTHS:
-        runs = [policy_effects(strength, seed) for seed in SEEDS]
+        by_seed = {seed: rollouts(strength, seed) for seed in SEEDS}
+        runs = [policy_effects(by_seed[seed]) for seed in SEEDS]
         results["policies"][str(strength)] = {
             name: {figure: interval([r[name][figure] for r in runs]) for figure in runs[0][name]} for name in POLICIES
         }
         print(f"policies at strength {strength}: done")
-    results["surrogate"] = {}
-    for strength in POLICY_STRENGTHS:
-        runs = [surrogate_effects(strength, seed) for seed in SEEDS]
+        runs = [surrogate_effects(by_seed[seed], strength, seed) for seed in SEEDS]
         results["surrogate"][str(strength)] = {
             weeks: {
                 "rank_correlation": interval([r[weeks]["rank_correlation"] for r in runs]),

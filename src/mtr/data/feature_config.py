@@ -178,11 +178,17 @@ class FeatureConfig:
 
     def count_names(self, count: HistoryCount) -> tuple[str, ...]:
         """The columns one history count produces, channel-major: sends_push_7d, sends_push_28d, ..."""
-        stem = COUNT_STEM[count.table]
-        windows = self.windows_of(count)
+        return tuple(self.count_columns(count))
+
+    def count_columns(self, count: HistoryCount) -> dict[str, str]:
+        """The columns one history count produces, channel-major, each with its description."""
+        stem, windows = COUNT_STEM[count.table], self.windows_of(count)
+        what = "active days" if count.table == "activity" else count.table
         if count.per_channel:
-            return tuple(f"{stem}_{c}_{w}d" for c in CHANNELS for w in windows)
-        return tuple(f"{stem}_{w}d" for w in windows)
+            return {
+                f"{stem}_{c}_{w}d": f"{c} {what} in the {w} days before the decision" for c in CHANNELS for w in windows
+            }
+        return {f"{stem}_{w}d": f"{what} in the {w} days before the decision" for w in windows}
 
     @property
     def history_counts(self) -> tuple[str, ...]:
@@ -231,11 +237,7 @@ class FeatureConfig:
         for table in ATTRIBUTE_TABLES:
             text |= {name: f"column '{name}' of table '{table}'" for name in getattr(self, table).columns}
         for count in self.counts:
-            what = "active days" if count.table == "activity" else count.table
-            for name in self.count_names(count):
-                window = name.rsplit("_", 1)[1].removesuffix("d")
-                channel = next((c for c in CHANNELS if f"_{c}_" in name), None)
-                text[name] = f"{channel + ' ' if channel else ''}{what} in the {window} days before the decision"
+            text |= self.count_columns(count)
             if count.recency:
                 text[RECENCY_NAME[count.table]] = f"days since the user's latest {count.table} event before ts, capped"
         return text

@@ -41,11 +41,14 @@ def opportunity_features(
     config: FeatureConfig,
     log_start: datetime,
     days_since_cap: float,
+    logged: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Raw feature columns of every opportunity of one user partition.
 
     Args:
         opportunities: the `opportunities` table of the partition (with the declared context columns).
+        logged: the logged decisions whose sends the send counts read (default: `opportunities` themselves;
+            serving passes the log's, to feature new decisions alone).
         users, messages, engagements, conversions, unsubscribes, activity: the partition's other tables.
         config: the declared features.
         log_start: the start of the log's observation window (what `history_days` counts from).
@@ -61,7 +64,8 @@ def opportunity_features(
     frame = opportunities.join(user_columns, on="user_id", how="left").join(
         message_columns, on="message_id", how="left"
     )
-    for part in _history(opportunities, engagements, conversions, unsubscribes, activity, config):
+    sends = (opportunities if logged is None else logged).filter(pl.col("send_ts").is_not_null())
+    for part in _history(opportunities, sends, engagements, conversions, unsubscribes, activity, config):
         frame = frame.join(part, on=KEY, how="left")
     seen_from = pl.max_horizontal(pl.col("signup_ts"), pl.lit(log_start, dtype=TIMESTAMP))
     recencies = []
@@ -100,6 +104,7 @@ def _days_between(start: pl.Expr, end: pl.Expr) -> pl.Expr:
 
 def _history(
     opportunities: pl.LazyFrame,
+    sends: pl.LazyFrame,
     engagements: pl.LazyFrame,
     conversions: pl.LazyFrame,
     unsubscribes: pl.LazyFrame,
@@ -109,7 +114,7 @@ def _history(
     """The declared point-in-time counts and the unsubscribes per channel, each `[opportunity_id, ...]` with one
     row per opportunity (a count with recency also gives `last_{table}`, its latest event before ts)."""
     events = {
-        "sends": (opportunities.filter(pl.col("send_ts").is_not_null()), "send_ts"),
+        "sends": (sends, "send_ts"),
         "engagements": (engagements, "ts"),
         "conversions": (conversions, "ts"),
         "activity": (activity, "date"),

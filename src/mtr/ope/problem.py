@@ -29,8 +29,9 @@ import numpy as np
 import polars as pl
 
 from mtr.data.candidates import candidates_path, read_dataset_candidates
-from mtr.data.eventlog import event_log_fingerprint
+from mtr.data.eventlog import event_log_fingerprint, table_paths
 from mtr.errors import InputError
+from mtr.events import CANDIDATES_FILE, META_FILE
 from mtr.io import atomic_write_bytes, mark_output_dir
 from mtr.objectives import Objective
 from mtr.ope.dataset_feedback import dataset_feedback, logged_rewards
@@ -282,8 +283,11 @@ def check_arms_possible(rows: pl.DataFrame, arms: pl.DataFrame, action: str, cha
                 )
 
 
-def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -> LoggedProblem:
-    """The problem saved in `cache` (an .npz) when it was built from the same `key`, else `build()` and save it.
+def cached_problem(
+    cache: Path, key: dict, build: Callable[[], LoggedProblem], before_build: Callable[[], None] | None = None
+) -> LoggedProblem:
+    """The problem saved in `cache` (an .npz) when it was built from the same `key`, else `build()` and save it
+    (after `before_build`: the checks a cached problem has already passed).
 
     Scoring every candidate with the model is the slow part of a study (minutes on a busy CPU); re-runs,
     resumes and extra worker processes on the same inputs load it instead. The key names the inputs and
@@ -294,6 +298,8 @@ def cached_problem(cache: Path, key: dict, build: Callable[[], LoggedProblem]) -
         with np.load(cache, allow_pickle=False) as saved:
             if str(saved["key"]) == key_json and "objectives" in saved.files:  # older caches lack the table
                 return _from_arrays(saved)
+    if before_build is not None:
+        before_build()
     problem = build()
     fb, groups = problem.feedback, problem.inputs.groups
     arrays = {
@@ -346,13 +352,9 @@ def load_problem(
 
     runs = inputs["run"] if isinstance(inputs["run"], list) else [inputs["run"]]
     dataset, split = Path(inputs["dataset"]), inputs["split"]
-    names = split_names(split)
-    scorers = load_scorers([Path(r) for r in runs], inputs["checkpoint"], names)
     schema = DatasetSchema.load(dataset)
-    check_trained_on(scorers, dataset, schema)
-    checked_splits(schema, dataset, split)
-    if events is not None:
-        check_events_of(dataset, schema, Path(events))
+    names = checked_splits(schema, dataset, split)
+    scorers = load_scorers([Path(r) for r in runs], inputs["checkpoint"], names)
     simulated = events is not None and has_truth(events)
     source = candidate_source(candidates, candidates_path(dataset).exists(), simulated)
     builders = {
@@ -367,11 +369,26 @@ def load_problem(
         "models": [file_stamp(s.checkpoint) if s.checkpoint.exists() else None for s in scorers],
         # The schema only, not the rows: their files' stamps.
         "rows": [file_stamp(schema.split_path(dataset, name)) for name in names],
+        "event_files": {} if events is None else event_log_stamps(Path(events)),
     }
-    mark_output_dir(out, command)  # the inputs checked: only now the folder and its files
     if source == "log":
         key["candidate_rows"] = file_stamp(candidates_path(dataset))
-    return cached_problem(out / "problem.npz", key, builders[source])
+
+    def check_then_mark() -> None:
+        # Whole-file fingerprints, so only when the problem is scored anew: a cached one was built from the same
+        # files, by the key's stamps.
+        check_trained_on(scorers, dataset, schema)
+        if events is not None:
+            check_events_of(dataset, schema, Path(events))
+        mark_output_dir(out, command)  # the inputs checked: only now the folder and its files
+
+    return cached_problem(out / "problem.npz", key, builders[source], before_build=check_then_mark)
+
+
+def event_log_stamps(events: Path) -> dict[str, dict[str, float] | None]:
+    """Size and modification time of an event log's files (None for one that is missing)."""
+    files = {**table_paths(events), "meta": events / META_FILE, "candidates": events / CANDIDATES_FILE}
+    return {name: file_stamp(path) if path.exists() else None for name, path in files.items()}
 
 
 def candidate_source(choice: str, log_has_candidates: bool, simulated: bool) -> str:

@@ -24,7 +24,7 @@ from mtr.errors import InputError
 from mtr.events import TIMESTAMP
 from mtr.io import write_parquet
 from mtr.schema import NO_SEND, DatasetSchema
-from mtr.scoring.candidates import CandidateTable, candidate_model_rows, message_attributes, simulator_candidates
+from mtr.scoring.candidates import CandidateTable, candidate_model_rows, simulator_candidates
 
 
 def logged_requests(
@@ -54,9 +54,7 @@ def logged_requests(
             "simulation it was built from"
         )
     rows = candidate_model_rows(candidates.frame, logged)
-    features = [f.name for f in schema.features if f.name not in (schema.row_id_column, schema.channel_column)]
-    columns = [schema.row_id_column, schema.channel_column or "channel", *features]
-    return rows.select(columns).with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
+    return request_rows(rows, schema, [schema.row_id_column, schema.channel_column or "channel"])
 
 
 def write_requests(
@@ -154,12 +152,11 @@ def decision_requests(events: Path | str, dataset: Path | str, at: datetime, use
         pl.lit(None, pl.Float64).alias("propensity"),
     )
     their_decisions = opportunities.join(chosen.lazy(), on="user_id", how="semi")
-    history = pl.concat([their_decisions, new_rows.select(their_decisions.collect_schema().names())])
     per_user = {name: tables[name].join(chosen.lazy(), on="user_id", how="semi") for name in HISTORY_TABLES}
     per_user["engagements"] = engagements_of_logged_sends(per_user["engagements"], their_decisions)
     features = opportunity_features(
-        history, tables["users"], tables["messages"], **per_user, config=config, log_start=log.log_start,
-        days_since_cap=schema.metadata["config"]["days_since_cap"],
+        new_rows, tables["users"], tables["messages"], **per_user, config=config, log_start=log.log_start,
+        days_since_cap=schema.metadata["config"]["days_since_cap"], logged=their_decisions,
     )  # fmt: skip
     logged = (
         new_rows.select(KEY, "user_id", "ts", "message_id", "channel", "hour")
@@ -170,12 +167,16 @@ def decision_requests(events: Path | str, dataset: Path | str, at: datetime, use
     hours = tuple(opportunities.select(pl.col("hour").drop_nulls().unique()).collect().to_series().to_list())
     actions = possible_actions(log, decisions, hours).rename({KEY: "row_id"})
     actions = actions.join(
-        message_attributes(tables["messages"].collect()).select("message_id", *config.messages.columns),
-        on="message_id",
-        how="left",
+        tables["messages"].select("message_id", *config.messages.columns).collect(), on="message_id", how="left"
     )
     candidates = CandidateTable.from_frame(actions)
     rows = candidate_model_rows(candidates.frame, logged)
-    features_out = [f.name for f in schema.features if f.name not in ("row_id", "channel", "message_id", "hour")]
-    columns = ["row_id", "user_id", "channel", "message_id", "hour", *features_out]
+    return request_rows(rows, schema, ["row_id", "user_id", "channel", "message_id", "hour"])
+
+
+def request_rows(rows: pl.DataFrame, schema: DatasetSchema, leading: list[str]) -> pl.DataFrame:
+    """The requests as `mtr score` reads them: candidate_id (0..N-1), the `leading` key columns, then every
+    feature column of the schema not among them."""
+    features = [f.name for f in schema.features if f.name not in leading]
+    columns = [*leading, *features]
     return rows.select(columns).with_row_index("candidate_id").with_columns(pl.col("candidate_id").cast(pl.Int64))
