@@ -47,7 +47,7 @@ reproduce-task-correlation: $(STAMP)
 reproduce-oracle-gap: $(STAMP)
 	$(BIN)/python experiments/oracle_gap/run.py
 
-# The long-term knob's true effects and whole-policy rollouts over 3 seeds: experiments/long_term/ (about 40 s).
+# The long-term knob's true effects and whole-policy rollouts over 3 seeds: experiments/long_term/ (about 25 s).
 reproduce-long-term-world: $(STAMP)
 	$(BIN)/python experiments/long_term/world.py
 
