@@ -25,6 +25,7 @@ from mtr.sim.logging_policy import decide
 from mtr.sim.outcomes import Sends, expected_active_days, send_outcomes, sigmoid
 
 ACTIVITY_STREAM = 10**9  # the common-random-number stream of drawn activity: beyond any day of the (seed, day) draws
+CONVERSION_STREAM = ACTIVITY_STREAM + 1  # and of drawn conversions
 
 
 def logging_policy(**knobs: float) -> Policy:
@@ -112,6 +113,30 @@ def drawn_activity(log: SimulatedLog, seed: int) -> np.ndarray:
     logits = log.truth.activity_base[:, None] + log.truth.offsets[:, PRE_PERIOD_DAYS : PRE_PERIOD_DAYS + days]
     uniforms = np.random.default_rng([seed, ACTIVITY_STREAM]).random(logits.shape)
     return uniforms < sigmoid(logits)
+
+
+def drawn_conversions(log: SimulatedLog, seed: int) -> np.ndarray:
+    """[U, days] each user's conversions on each day of the run, drawn from the truth's expected count of the day
+    with common random numbers (one uniform per user and day from a stream of (seed, "conversions"), inverted
+    through the Poisson distribution's CDF)."""
+    days = log.history.sent.shape[1]
+    expected = np.stack([expected_conversions(log, day, day + 1) for day in range(days)], axis=1)
+    uniforms = np.random.default_rng([seed, CONVERSION_STREAM]).random(expected.shape)
+    return poisson_quantile(expected, uniforms)
+
+
+def poisson_quantile(rate: np.ndarray, uniforms: np.ndarray, most: int = 8) -> np.ndarray:
+    """The Poisson(rate) count whose CDF first passes each uniform (counts above `most` are cut to it): one uniform
+    per draw, so two rates met with the same uniforms give ordered counts (common random numbers)."""
+    count = np.zeros(rate.shape, dtype=np.int64)
+    term = np.exp(-rate)
+    cumulative = term.copy()
+    for k in range(1, most + 1):
+        passed = uniforms >= cumulative
+        count += passed
+        term = term * rate / k
+        cumulative = cumulative + term
+    return count
 
 
 def short_term_signals(log: SimulatedLog, seed: int, days: int) -> dict[str, np.ndarray]:

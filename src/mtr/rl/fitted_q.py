@@ -1,0 +1,243 @@
+"""Fitted-Q over logged journeys: evaluation of any policy's value over a horizon (FQE), and learning (FQI).
+
+A finite horizon of H decision days, undiscounted, as the 8-week outcome is a plain sum: Q_t(s, a) is the
+expected reward of the steps t .. H-1 after taking candidate a in state s at step t. One network scores every
+candidate from the state's and the candidate's features (`mtr.rl.features`), so the action set can change from
+day to day, and takes the steps still to go as an input, so that all steps share what they learn. It predicts
+the mean reward per remaining step, times the steps to go, which keeps one output scale across the horizon.
+
+Each iteration fits Q to the targets r_t + V(s_{t+1}) of the previous iteration's network, with
+V(s) = sum_a pi(a | s) Q(s, a) for evaluation (Le, Voloshin and Yue 2019) or max over the eligible a for
+learning (Ernst et al. 2005, fitted-Q iteration); after H iterations the targets of every step have propagated
+from the horizon's end. The per-decision importance sampling and doubly robust estimators (Jiang and Li 2016)
+use the same Q as their model: with H = 1 the doubly robust one is the contextual-bandit DR of
+`mtr.ope.estimators`.
+
+Why not a library: torchrl's and d3rlpy's Q-learners score a fixed set of discrete actions with one output per
+action; here the candidates differ by day and user and are scored from their features, so the network and the
+loop are ours (about a hundred lines of torch). torchrl 0.14 would also need tensordict < 0.15, below the
+0.15.3 that torchrec brings; d3rlpy 2.8 pins gymnasium 1.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtr.errors import InputError
+from mtr.ope.estimators import Z_95
+from mtr.rl.trajectories import LoggedJourneys
+
+
+class CandidateQNetwork(nn.Module):
+    """Q(state, steps to go, candidate) = steps to go * (w . [relu(embed(state, steps to go) + embed(candidate)),
+    one-hot(steps to go)] + b): a state is embedded once and scored against all its candidates with one addition;
+    the last layer is linear in its features, so that it can be refitted exactly by least squares (`fit_q`), and
+    has an intercept per step, so that the exact fit leaves no mean error at any step."""
+
+    def __init__(self, n_state: int, n_candidate: int, horizon: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.horizon = horizon
+        self.state = nn.Sequential(nn.Linear(n_state + 1, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.candidate = nn.Linear(n_candidate, hidden, bias=False)
+        self.output = nn.Linear(hidden + horizon, 1)
+
+    def embed_states(self, state: torch.Tensor, to_go: torch.Tensor) -> torch.Tensor:
+        """[B, hidden] embeddings of B states [B, S] with `to_go` [B] steps left including this one."""
+        return self.state(torch.cat([state, (to_go / self.horizon)[:, None]], dim=1))
+
+    def hidden(self, embedded_states: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """[B, C, hidden] the candidate-dependent features of each state's candidates ([B, C, F], or [C, F])."""
+        return torch.relu(embedded_states[:, None, :] + self.candidate(candidates))
+
+    def features(self, state: torch.Tensor, to_go: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """[B, C, hidden + H] all the last layer's inputs: the hidden features and the one-hot steps to go."""
+        hidden = self.hidden(self.embed_states(state, to_go), candidates)
+        steps = nn.functional.one_hot(to_go.long() - 1, self.horizon).to(hidden.dtype)
+        return torch.cat([hidden, steps[:, None, :].expand(-1, hidden.shape[1], -1)], dim=2)
+
+    def forward(self, state: torch.Tensor, to_go: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """[B, C] values of B states and their candidates (the one-hot's weights are read, not multiplied)."""
+        hidden = self.hidden(self.embed_states(state, to_go), candidates)
+        weight, n_hidden = self.output.weight[0], hidden.shape[2]
+        intercept = weight[n_hidden:][to_go.long() - 1] + self.output.bias
+        return (hidden @ weight[:n_hidden] + intercept[:, None]) * to_go[:, None]
+
+
+@dataclass
+class FittedQ:
+    """A fitted Q over a horizon, for the journeys it was fitted on (or any of the same features)."""
+
+    network: CandidateQNetwork
+    horizon: int
+
+    @torch.no_grad()
+    def values(self, states: np.ndarray, candidates: np.ndarray, to_go: int) -> np.ndarray:
+        """[U, C] Q of every candidate ([C, F], shared) for states [U, S] with `to_go` steps left."""
+        state = torch.as_tensor(states, dtype=torch.float32)
+        steps = torch.full((len(state),), float(to_go))
+        return self.network(state, steps, torch.as_tensor(candidates)).double().numpy()
+
+    def step_values(self, journeys: LoggedJourneys, step: int) -> np.ndarray:
+        """[U, C] Q of every candidate of the journeys' step `step` (with H - step steps to go)."""
+        return self.values(journeys.states[:, step], journeys.candidates[step], self.horizon - step)
+
+
+@dataclass(frozen=True)
+class HorizonEstimate:
+    """A policy's value over the horizon, per user summed over steps: the mean and its 95% interval."""
+
+    value: float
+    standard_error: float
+    per_user: np.ndarray
+
+    @classmethod
+    def of(cls, per_user: np.ndarray) -> HorizonEstimate:
+        se = float(per_user.std(ddof=1) / np.sqrt(len(per_user))) if len(per_user) > 1 else float("nan")
+        return cls(float(per_user.mean()), se, per_user)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return self.value - Z_95 * self.standard_error, self.value + Z_95 * self.standard_error
+
+
+def fit_q(
+    journeys: LoggedJourneys,
+    reward: np.ndarray,
+    policy: np.ndarray | None,
+    representation_rounds: int = 8,
+    exact_rounds: int | None = None,
+    epochs: int = 2,
+    batch_size: int = 1024,
+    hidden: int = 64,
+    learning_rate: float = 3e-3,
+    ridge: float = 1e-3,
+    seed: int = 0,
+) -> FittedQ:
+    """Fit Q over the journeys' horizon in two phases.
+
+    The network first learns its features by gradient steps on `representation_rounds` rounds of targets (each
+    followed by an exact least-squares refit of the last layer); then the features are frozen and `exact_rounds`
+    rounds (default H + 1) refit only the last layer, exactly, to r_t + V(s_{t+1}). Gradient steps alone lag
+    behind their targets a little in every round, and over an 8-week horizon the lags add up to a biased value;
+    exact rounds do not lag, and after H of them every step's target reaches the horizon's end.
+
+    Args:
+        reward: [U, H] per-step rewards (`LoggedJourneys.reward`).
+        policy: [U, H + 1, C] the evaluated policy's probabilities (FQE), or None to learn the greedy one (FQI:
+            the next value is the best eligible candidate's).
+        epochs: passes over the logged steps per representation round (warm-started from the last round).
+        ridge: the least-squares refit's penalty on the last layer's weights of hidden features (not on the
+            intercepts).
+    """
+    n_users, horizon = journeys.chosen.shape
+    if reward.shape != (n_users, horizon):
+        raise InputError(f"fitted Q: reward must be [{n_users}, {horizon}], got {list(reward.shape)}")
+    if policy is not None and policy.shape != journeys.logging.shape:
+        raise InputError(f"fitted Q: policy must be {list(journeys.logging.shape)}, got {list(policy.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    network = CandidateQNetwork(journeys.states.shape[2], journeys.candidates.shape[2], horizon, hidden)
+    fitted = FittedQ(network, horizon)
+    optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    step = np.tile(np.arange(horizon), n_users)
+    state = torch.as_tensor(journeys.states[:, :horizon].reshape(n_users * horizon, -1))
+    to_go = torch.as_tensor(horizon - step, dtype=torch.float32)
+    chosen = torch.as_tensor(journeys.candidates[step, journeys.chosen.reshape(-1)])[:, None, :]
+    rewards = reward.reshape(-1)
+    for iteration in range(representation_rounds):
+        # The first round fits the last step's reward alone; the untrained network's values are noise.
+        later = _next_values(fitted, journeys, policy) if iteration else np.zeros((n_users, horizon))
+        target = torch.as_tensor(rewards + later.reshape(-1), dtype=torch.float32)
+        for _ in range(epochs):
+            for rows in torch.randperm(len(target), generator=generator).split(batch_size):
+                predicted = network(state[rows], to_go[rows], chosen[rows])[:, 0]
+                # Per remaining step, so that long and short horizons weigh alike.
+                loss = torch.mean(((predicted - target[rows]) / to_go[rows]) ** 2)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        _refit_output(fitted, state, to_go, chosen, target.double().numpy(), ridge)
+    for _ in range(horizon + 1 if exact_rounds is None else exact_rounds):
+        target = rewards + _next_values(fitted, journeys, policy).reshape(-1)
+        _refit_output(fitted, state, to_go, chosen, target, ridge)
+    return fitted
+
+
+@torch.no_grad()
+def _refit_output(
+    fitted: FittedQ,
+    state: torch.Tensor,
+    to_go: torch.Tensor,
+    chosen: torch.Tensor,
+    target: np.ndarray,
+    ridge: float,
+) -> None:
+    """Set the last layer to the ridge least-squares fit of target / steps-to-go on the hidden features."""
+    network = fitted.network
+    features = network.features(state, to_go, chosen)[:, 0].double().numpy()
+    design = np.concatenate([features, np.ones((len(features), 1))], axis=1)
+    penalty = ridge * len(design) * np.eye(design.shape[1])
+    penalty[-1 - network.horizon :, -1 - network.horizon :] = 0.0  # the intercepts are not shrunk
+    solution = np.linalg.solve(design.T @ design + penalty, design.T @ (target / to_go.double().numpy()))
+    network.output.weight.copy_(torch.as_tensor(solution[None, :-1], dtype=torch.float32))
+    network.output.bias.copy_(torch.as_tensor(solution[-1:], dtype=torch.float32))
+
+
+def _next_values(fitted: FittedQ, journeys: LoggedJourneys, policy: np.ndarray | None) -> np.ndarray:
+    """[U, H] V(s_{t+1}) under the current network (0 after the last step)."""
+    n_users, horizon = journeys.chosen.shape
+    values = np.zeros((n_users, horizon))
+    for step in range(horizon - 1):
+        q = fitted.step_values(journeys, step + 1)
+        values[:, step] = state_values(
+            q, journeys.eligible[:, step + 1], None if policy is None else policy[:, step + 1]
+        )
+    return values
+
+
+def state_values(q: np.ndarray, eligible: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
+    """[U] V(s) from [U, C] candidate values: the policy's expectation, or the best eligible candidate's."""
+    if probabilities is None:
+        return np.where(eligible, q, -np.inf).max(1)
+    return (probabilities * q).sum(1)
+
+
+def fitted_q_evaluation(journeys: LoggedJourneys, reward: np.ndarray, policy: str, **fit: object) -> HorizonEstimate:
+    """FQE: the value over the horizon of the journeys' policy `policy` (a target's name, or "logging"), from the
+    logging policy's steps; the interval is the spread of the users' first states (the Q fit's own error is not
+    in it)."""
+    probabilities = journeys.policy(policy)
+    fitted = fit_q(journeys, reward, probabilities, **fit)  # type: ignore[arg-type]
+    return HorizonEstimate.of(
+        state_values(fitted.step_values(journeys, 0), journeys.eligible[:, 0], probabilities[:, 0])
+    )
+
+
+def per_decision_estimates(
+    journeys: LoggedJourneys, reward: np.ndarray, policy: str, fitted: FittedQ | None
+) -> dict[str, HorizonEstimate]:
+    """Per-decision importance sampling, and with `fitted` the per-decision doubly robust estimate:
+
+        PDIS = mean_u sum_t w_t r_t,   PDDR = mean_u sum_t [w_t (r_t - Q_t(s_t, a_t)) + w_{t-1} V_t(s_t)],
+
+    with w_t = prod_{k <= t} pi(a_k | s_k) / mu(a_k | s_k) and w_{-1} = 1; intervals from the spread over users.
+    """
+    probabilities = journeys.policy(policy)
+    horizon = journeys.horizon
+    target = np.take_along_axis(probabilities[:, :horizon], journeys.chosen[..., None], axis=2)[..., 0]
+    weights = np.cumprod(target / journeys.propensity(), axis=1)
+    estimates = {"pdis": HorizonEstimate.of((weights * reward).sum(1))}
+    if fitted is not None:
+        previous = np.concatenate([np.ones((journeys.n_users, 1)), weights[:, :-1]], axis=1)
+        terms = np.zeros_like(reward)
+        for step in range(horizon):
+            q = fitted.step_values(journeys, step)
+            taken = np.take_along_axis(q, journeys.chosen[:, step, None], axis=1)[:, 0]
+            value = state_values(q, journeys.eligible[:, step], probabilities[:, step])
+            terms[:, step] = weights[:, step] * (reward[:, step] - taken) + previous[:, step] * value
+        estimates["pddr"] = HorizonEstimate.of(terms.sum(1))
+    return estimates
