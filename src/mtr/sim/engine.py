@@ -225,6 +225,16 @@ class DayLoop:
         )
 
 
+def draw_world(
+    rng: np.random.Generator, n_users: int, days: int, world: WorldConfig
+) -> tuple[int, Population, Catalog]:
+    """The first opportunity day (epoch microseconds), the users and the catalog of a run: the same ones for
+    `run_days` and for an environment built with the same `rng` seed."""
+    start_us = start_of(world)
+    users = make_population(rng, n_users, world, start_us - PRE_PERIOD_DAYS * DAY_US)
+    return start_us, users, make_catalog(rng, world, days)
+
+
 def run_days(
     rng: np.random.Generator,
     n_users: int,
@@ -246,9 +256,7 @@ def run_days(
             per user from a stream of (seed, day), whatever the policy sends, so that two policies run on the
             same users meet the same luck (without it, draws follow the sends, as in every logged world).
     """
-    start_us = start_of(world)
-    users = make_population(rng, n_users, world, start_us - PRE_PERIOD_DAYS * DAY_US)
-    catalog = make_catalog(rng, world, days)
+    start_us, users, catalog = draw_world(rng, n_users, days, world)
     loop = DayLoop(world, users, catalog, days, rng, common_draws, variant, in_variant)
     for day in range(days):
         decision = loop.decide()
