@@ -127,6 +127,8 @@ def test_an_ineligible_action_and_an_unknown_reward_name_are_clear_errors() -> N
         env.step(actions)
     with pytest.raises(InputError, match=r"expected \[50\] integers"):
         env.step(np.zeros(49, np.int64))
+    with pytest.raises(InputError, match=r"reset_mask'\] must be all True"):
+        env.reset(options={"reset_mask": np.arange(50) < 10})
 
 
 def test_weariness_lowers_next_day_activity_after_sends() -> None:
@@ -142,3 +144,8 @@ def test_weariness_lowers_next_day_activity_after_sends() -> None:
         assert np.all(worn_active[sent_so_far] < fresh_active[sent_so_far])
         np.testing.assert_array_equal(worn_active[~sent_so_far], fresh_active[~sent_so_far])
     assert sent_so_far.mean() > 0.9
+
+
+def test_a_reward_weight_must_be_a_finite_number() -> None:
+    with pytest.raises(InputError, match=r"reward_weights: the weight of 'active' must be a finite number"):
+        MessagingEnv(50, 20, seed=1, reward_weights={"active": float("nan")})

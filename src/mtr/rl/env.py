@@ -11,7 +11,7 @@ users and catalog with fresh draws.
 Autoreset follows gymnasium's next-step mode: the step of the last day returns `truncated` True for every user
 (the horizon ends the episode, not the user), its observation is the state after the last day with only "send
 nothing" allowed, and the next `step` ignores its actions and returns the first observation of the next episode
-with reward 0.
+with reward 0. `reset` restarts every user (a partial `reset_mask` is refused).
 
 Rewards weigh named per-day signals of each user (`REWARD_SIGNALS`): "active", the truth's probability that the
 user is active on the next day given the sends so far (the 28-day effects and the weariness of every send);
@@ -53,9 +53,9 @@ def check_reward_weights(reward_weights: Mapping[str, float]) -> dict[str, float
     for name, weight in weights.items():
         if name not in REWARD_SIGNALS:
             raise InputError(f"reward_weights: unknown signal {name!r}; known signals: {', '.join(REWARD_SIGNALS)}")
-        if not np.isfinite(weight):
-            raise InputError(f"reward_weights: the weight of {name!r} must be finite, got {weight}")
-    return weights
+        if not isinstance(weight, int | float) or not np.isfinite(weight):
+            raise InputError(f"reward_weights: the weight of {name!r} must be a finite number, got {weight!r}")
+    return {name: float(weight) for name, weight in weights.items()}
 
 
 def episode_draws(seed: int, episode: int) -> int:
@@ -120,6 +120,9 @@ class MessagingEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode of the same world for every user: with `seed`, the first episode of that seed's draws
         (as `run_days(common_draws=seed)`); without, the next episode's draws."""
+        mask = (options or {}).get("reset_mask")
+        if mask is not None and not np.all(mask):
+            raise InputError("reset: options['reset_mask'] must be all True, the users' episodes end together")
         super().reset(seed=seed)
         if seed is not None:
             self.draws_seed, self.episode = seed, 0
