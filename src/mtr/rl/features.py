@@ -64,7 +64,8 @@ def user_state(
     ]
     lags = day - 1 - np.arange(day)  # 0 for yesterday's sends
     decayed = (sent[:, :day] * np.exp2(-lags / WEARINESS_HALF_LIFE_DAYS)).sum(1, keepdims=True) / 10.0
-    last = np.where(sent[:, :day].any(1), day - 1 - np.argmax(sent[:, :day][:, ::-1], axis=1), -NEVER)
+    past = sent[:, : max(day, 1)]  # day 0 has no past: one column keeps argmax defined, `any` masks it out
+    last = np.where(sent[:, :day].any(1), day - 1 - np.argmax(past[:, ::-1], axis=1), -NEVER)
     since = np.minimum(day - last, DAYS_SINCE_CAP)[:, None] / DAYS_SINCE_CAP
     reachable = unsubscribe_day >= day
     reachable[:, 0] &= users.platform != PLATFORMS.index("web")

@@ -3,7 +3,9 @@
 Only the loop over days is Python; everything within a day is vectorised over users and actions.
 Engagement and unsubscribe are drawn in the loop (an unsubscribe removes the channel for the next
 days); conversions and activity do not feed back into decisions, so they are drawn afterwards from
-the `WorldTruth` of the finished log (`mtr.sim.draws`).
+the `WorldTruth` of the finished log (`mtr.sim.draws`). `DayLoop` holds the loop's running state, so that a caller
+can decide each day from outside (`run_days` drives it with a policy, the environment `mtr.rl.env` with an agent's
+actions).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from mtr.sim.catalog import Catalog, make_catalog
 from mtr.sim.config import PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.history import NEVER, SendHistory, recent_send_counts
 from mtr.sim.logging_policy import Decision, decide, sample_actions
-from mtr.sim.outcomes import Sends, send_outcomes
+from mtr.sim.outcomes import SendOutcomes, Sends, send_outcomes
 from mtr.sim.population import DAY_US, Population, make_population
 from mtr.sim.truth import WorldTruth
 
@@ -83,6 +85,156 @@ def start_of(world: WorldConfig) -> int:
     return int(datetime.fromisoformat(world.start_date).replace(tzinfo=UTC).timestamp()) * 1_000_000
 
 
+@dataclass(frozen=True)
+class DayOutcome:
+    """What one day of the loop did.
+
+    Attributes:
+        day: the day decided.
+        choice: [U] the column of each user's decision taken (0 = send nothing, k = the day's send action k - 1).
+        sends: the N sends of the day (with their fatigue counts).
+        outcomes: their true rates.
+        opened: [N] bool, the send was opened (drawn).
+        left: [N] bool, the send made the user leave its channel (drawn).
+    """
+
+    day: int
+    choice: np.ndarray
+    sends: Sends
+    outcomes: SendOutcomes
+    opened: np.ndarray
+    left: np.ndarray
+
+
+class DayLoop:
+    """The running state of the day loop, stepped one day at a time from outside (`run_days`, `mtr.rl.env`).
+
+    Args:
+        world: the outcome model (and the logging policy's knobs).
+        users, catalog: the population and the catalog, drawn for `days` days.
+        days: the days to run.
+        rng: draws choices, opens and opt-outs when `common_draws` is None.
+        common_draws: a seed of common random numbers (see `run_days`).
+        variant, in_variant: the A/B test's policy world and its users (see `run_days`).
+    """
+
+    def __init__(
+        self,
+        world: WorldConfig,
+        users: Population,
+        catalog: Catalog,
+        days: int,
+        rng: np.random.Generator | None = None,
+        common_draws: int | None = None,
+        variant: WorldConfig | None = None,
+        in_variant: np.ndarray | None = None,
+    ) -> None:
+        if rng is None and common_draws is None:
+            raise InputError("day loop: pass rng or common_draws, the draws need a source")
+        n_users = len(users.user_id)
+        self.world, self.users, self.catalog, self.days = world, users, catalog, days
+        self.rng, self.common_draws, self.variant, self.in_variant = rng, common_draws, variant, in_variant
+        self.day = 0
+        self.history = SendHistory.empty(n_users, days)
+        self.unsubscribe_day = np.full((n_users, 3), NEVER, dtype=np.int64)
+        self.propensity = np.empty((n_users, days))
+        self.p_engagement, self.p_unsubscribe = np.full((n_users, days), np.nan), np.full((n_users, days), np.nan)
+        self.engaged, self.unsubscribed = np.zeros((n_users, days), bool), np.zeros((n_users, days), bool)
+        self.everyone = np.arange(n_users)
+
+    def decide(self) -> Decision:
+        """The logging policy's decision of the current day (the variant's for the A/B test's users)."""
+        decision = decide(
+            self.world, self.users, self.catalog, self.history, self.unsubscribe_day, self.everyone, self.day
+        )
+        if self.variant is not None and self.in_variant is not None:
+            rows = np.nonzero(self.in_variant)[0]
+            tested = decide(self.variant, self.users, self.catalog, self.history, self.unsubscribe_day, rows, self.day)
+            decision.probabilities[rows] = tested.probabilities
+        return decision
+
+    def view(self, decision: Decision) -> DayView:
+        """What a policy sees at the current day's decisions."""
+        return DayView(self.day, decision, self.world, self.users, self.catalog, self.history, self.unsubscribe_day)
+
+    def step(self, decision: Decision, choice: np.ndarray | None = None) -> DayOutcome:
+        """Take the day's decisions, draw their opens and opt-outs, and move to the next day.
+
+        Args:
+            decision: the day's actions and the probabilities the choices are drawn from (and logged with).
+            choice: [U] the columns taken, if decided outside (no choice is drawn then); else drawn from
+                `decision.probabilities`.
+        """
+        day, n_users, rng = self.day, len(self.everyone), self.rng
+        if day >= self.days:
+            raise InputError(f"day loop: all {self.days} days are run")
+        day_draws = (
+            None if self.common_draws is None else np.random.default_rng([self.common_draws, day]).random((3, n_users))
+        )
+        if choice is None:
+            choice = sample_actions(decision.probabilities, rng.random(n_users) if day_draws is None else day_draws[0])
+        self.propensity[:, day] = decision.probabilities[self.everyone, choice]
+        senders = np.nonzero(choice > 0)[0]
+        action = choice[senders] - 1
+        message, channel, hour = decision.message[action], decision.channel[action], decision.hour[action]
+        history = self.history
+        recent, recent_channel = recent_send_counts(history, senders, np.full(len(senders), day), hour, channel)
+        sends = Sends(senders, message, channel, hour, recent, recent_channel)
+        outcomes = send_outcomes(self.world, self.users, self.catalog, sends)
+        history.hour[senders, day], history.channel[senders, day], history.message[senders, day] = (
+            hour,
+            channel,
+            message,
+        )
+        self.p_engagement[senders, day], self.p_unsubscribe[senders, day] = (
+            outcomes.p_engagement,
+            outcomes.p_unsubscribe,
+        )
+        opens = rng.random(len(senders)) if day_draws is None else day_draws[1, senders]
+        opened = opens < outcomes.p_engagement
+        self.engaged[senders, day] = opened
+        left = (rng.random(len(senders)) if day_draws is None else day_draws[2, senders]) < outcomes.p_unsubscribe
+        self.unsubscribed[senders, day] = left
+        self.unsubscribe_day[senders[left], channel[left]] = day
+        self.day += 1
+        return DayOutcome(day, choice, sends, outcomes, opened, left)
+
+    def finish(self, start_us: int) -> SimulatedLog:
+        """The log of the finished run, its truth checked against the rates the outcomes were drawn from."""
+        if self.day != self.days:
+            raise InputError(f"day loop: {self.day} of {self.days} days are run; a log needs all of them")
+        history = self.history
+        truth = WorldTruth(self.world, self.users, self.catalog, history)
+        sent = history.sent
+        # The truth must be what the outcomes were drawn from: the oracle relies on this one code path.
+        if not (
+            np.array_equal(truth.logged.p_engagement, self.p_engagement[sent])
+            and np.array_equal(truth.logged.p_unsubscribe, self.p_unsubscribe[sent])
+        ):
+            raise RuntimeError("simulator bug: recomputed send probabilities differ from the ones drawn from")
+        return SimulatedLog(
+            self.world,
+            start_us,
+            self.users,
+            self.catalog,
+            history,
+            self.propensity,
+            self.engaged,
+            self.unsubscribed,
+            truth,
+        )
+
+
+def draw_world(
+    rng: np.random.Generator, n_users: int, days: int, world: WorldConfig
+) -> tuple[int, Population, Catalog]:
+    """The first opportunity day (epoch microseconds), the users and the catalog of a run: the same ones for
+    `run_days` and for an environment built with the same `rng` seed."""
+    start_us = start_of(world)
+    users = make_population(rng, n_users, world, start_us - PRE_PERIOD_DAYS * DAY_US)
+    return start_us, users, make_catalog(rng, world, days)
+
+
 def run_days(
     rng: np.random.Generator,
     n_users: int,
@@ -104,51 +256,14 @@ def run_days(
             per user from a stream of (seed, day), whatever the policy sends, so that two policies run on the
             same users meet the same luck (without it, draws follow the sends, as in every logged world).
     """
-    start_us = start_of(world)
-    users = make_population(rng, n_users, world, start_us - PRE_PERIOD_DAYS * DAY_US)
-    catalog = make_catalog(rng, world, days)
-    history = SendHistory.empty(n_users, days)
-    unsubscribe_day = np.full((n_users, 3), NEVER, dtype=np.int64)
-    propensity = np.empty((n_users, days))
-    p_engagement, p_unsubscribe = np.full((n_users, days), np.nan), np.full((n_users, days), np.nan)
-    engaged, unsubscribed = np.zeros((n_users, days), bool), np.zeros((n_users, days), bool)
-    everyone = np.arange(n_users)
+    start_us, users, catalog = draw_world(rng, n_users, days, world)
+    loop = DayLoop(world, users, catalog, days, rng, common_draws, variant, in_variant)
     for day in range(days):
-        decision = decide(world, users, catalog, history, unsubscribe_day, everyone, day)
-        if variant is not None and in_variant is not None:
-            rows = np.nonzero(in_variant)[0]
-            tested = decide(variant, users, catalog, history, unsubscribe_day, rows, day)
-            decision.probabilities[rows] = tested.probabilities
+        decision = loop.decide()
         if policy is not None:
-            chosen = policy(DayView(day, decision, world, users, catalog, history, unsubscribe_day))
+            chosen = policy(loop.view(decision))
             if chosen.shape != decision.probabilities.shape or np.any((chosen[:, 1:] > 0) & ~decision.eligible):
                 raise InputError(f"policy: day {day}: probabilities must be [users, 1 + actions], 0 on ineligible ones")
             decision = Decision(decision.message, decision.channel, decision.hour, decision.eligible, chosen)
-        day_draws = None if common_draws is None else np.random.default_rng([common_draws, day]).random((3, n_users))
-        choice = sample_actions(decision.probabilities, rng.random(n_users) if day_draws is None else day_draws[0])
-        propensity[:, day] = decision.probabilities[everyone, choice]
-        senders = np.nonzero(choice > 0)[0]
-        action = choice[senders] - 1
-        message, channel, hour = decision.message[action], decision.channel[action], decision.hour[action]
-        recent, recent_channel = recent_send_counts(history, senders, np.full(len(senders), day), hour, channel)
-        outcomes = send_outcomes(world, users, catalog, Sends(senders, message, channel, hour, recent, recent_channel))
-        history.hour[senders, day], history.channel[senders, day], history.message[senders, day] = (
-            hour,
-            channel,
-            message,
-        )
-        p_engagement[senders, day], p_unsubscribe[senders, day] = outcomes.p_engagement, outcomes.p_unsubscribe
-        opens = rng.random(len(senders)) if day_draws is None else day_draws[1, senders]
-        engaged[senders, day] = opens < outcomes.p_engagement
-        left = (rng.random(len(senders)) if day_draws is None else day_draws[2, senders]) < outcomes.p_unsubscribe
-        unsubscribed[senders, day] = left
-        unsubscribe_day[senders[left], channel[left]] = day
-    truth = WorldTruth(world, users, catalog, history)
-    sent = history.sent
-    # The truth must be what the outcomes were drawn from: the oracle relies on this one code path.
-    if not (
-        np.array_equal(truth.logged.p_engagement, p_engagement[sent])
-        and np.array_equal(truth.logged.p_unsubscribe, p_unsubscribe[sent])
-    ):
-        raise RuntimeError("simulator bug: recomputed send probabilities differ from the ones drawn from")
-    return SimulatedLog(world, start_us, users, catalog, history, propensity, engaged, unsubscribed, truth)
+        loop.step(decision)
+    return loop.finish(start_us)

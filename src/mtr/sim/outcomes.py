@@ -239,12 +239,37 @@ def weariness_offsets(world: WorldConfig, sent: np.ndarray, horizon_days: int) -
     offsets = np.zeros((n_users, PRE_PERIOD_DAYS + horizon_days))
     if world.long_term_strength == 0:
         return offsets
-    decay = np.exp2(-1.0 / WEARINESS_HALF_LIFE_DAYS)
     stock = np.zeros(n_users)
     for day in range(1, horizon_days):  # weariness of day t: sends of days < t, the latest weighing 1
-        stock = stock * decay + (sent[:, day - 1] if day - 1 < days else 0.0)
+        stock = weariness_after(stock, sent[:, day - 1] if day - 1 < days else 0.0)
         offsets[:, PRE_PERIOD_DAYS + day] = stock
-    return -world.long_term_strength * WEARINESS_EFFECT * offsets
+    return weariness_logit(world, offsets)
+
+
+def weariness_after(weariness: np.ndarray, sent: np.ndarray | float) -> np.ndarray:
+    """[U] the weariness of the next day from a day's `weariness` [U] and the day's sends `sent` [U] (0 or 1): a
+    day's decay, then the day's sends weighing 1. One step of `weariness_offsets`, for a caller that runs day by
+    day (`mtr.rl.env`)."""
+    return weariness * np.exp2(-1.0 / WEARINESS_HALF_LIFE_DAYS) + sent
+
+
+def weariness_logit(world: WorldConfig, weariness: np.ndarray) -> np.ndarray:
+    """The activity-logit change of a weariness (any shape): -long_term_strength * 0.04 per unit."""
+    return -world.long_term_strength * WEARINESS_EFFECT * weariness
+
+
+def effect_in_window(effect_totals: np.ndarray, day: int) -> np.ndarray:
+    """[U] the 28-day send effects on day `day`'s activity logit (the `activity_offsets` part of its offset), from
+    running totals: `effect_totals[:, k]` [U, > day] is the sum of the effects of the sends of days before k,
+    accumulated day by day as `activity_offsets`' cumulative sum does, so the two agree to the bit."""
+    return effect_totals[:, day] - effect_totals[:, max(day - ACTIVITY_MEMORY_DAYS, 0)]
+
+
+def lift_overlap(start: np.ndarray, next_send: np.ndarray, first: float, last: float) -> np.ndarray:
+    """Days of [first, last) in which a send at `start` lifts conversions: from its time until the next send
+    `next_send` or until it is 7 days old (any shapes that broadcast; 0 for start = -inf or +inf)."""
+    end = np.minimum(start + CONVERSION_WINDOW_DAYS, next_send)
+    return np.clip(np.minimum(end, last) - np.maximum(start, first), 0.0, None)
 
 
 def retention_window(offsets: np.ndarray, users: np.ndarray, day: np.ndarray) -> np.ndarray:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.sim.config import CONVERSION_WINDOW_DAYS, LONG_TERM_DAYS, PLATFORMS, PRE_PERIOD_DAYS, WorldConfig
+from mtr.sim.config import LONG_TERM_DAYS, PLATFORMS, PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.engine import DayView, Policy, SimulatedLog, run_days
 from mtr.sim.history import recent_send_counts
 from mtr.sim.logging_policy import decide
-from mtr.sim.outcomes import Sends, expected_active_days, send_outcomes, sigmoid
+from mtr.sim.outcomes import Sends, expected_active_days, lift_overlap, send_outcomes, sigmoid
 
 ACTIVITY_STREAM = 10**9  # the common-random-number stream of drawn activity: beyond any day of the (seed, day) draws
 CONVERSION_STREAM = ACTIVITY_STREAM + 1  # and of drawn conversions
@@ -168,9 +168,7 @@ def expected_conversions(log: SimulatedLog, first: float, last: float) -> np.nda
     the window."""
     truth = log.truth
     start = np.nan_to_num(log.history.send_time(), nan=np.inf)
-    end = np.minimum(start + CONVERSION_WINDOW_DAYS, truth.next_send)
-    overlap = np.clip(np.minimum(end, last) - np.maximum(start, first), 0.0, None)
-    overlap = np.where(log.history.sent, overlap, 0.0)
+    overlap = np.where(log.history.sent, lift_overlap(start, truth.next_send, first, last), 0.0)
     return truth.organic * (last - first) + (truth.lift * overlap).sum(1)
 
 
