@@ -30,7 +30,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from mtr.errors import InputError
-from mtr.rl.features import action_features, action_names, state_names, user_state
+from mtr.rl.features import action_features, action_names, check_reward_weights, state_names, user_state
 from mtr.sim.config import WorldConfig
 from mtr.sim.engine import DayLoop, DayOutcome, draw_world
 from mtr.sim.outcomes import (
@@ -43,19 +43,6 @@ from mtr.sim.outcomes import (
     weariness_logit,
 )
 from mtr.sim.rollout import ACTIVITY_STREAM
-
-REWARD_SIGNALS = ("active", "opens", "conversions", "sends", "unsubscribes")
-
-
-def check_reward_weights(reward_weights: Mapping[str, float]) -> dict[str, float]:
-    """The weights as a dict, each name one of `REWARD_SIGNALS` and each weight finite."""
-    weights = dict(reward_weights)
-    for name, weight in weights.items():
-        if name not in REWARD_SIGNALS:
-            raise InputError(f"reward_weights: unknown signal {name!r}; known signals: {', '.join(REWARD_SIGNALS)}")
-        if not isinstance(weight, int | float) or not np.isfinite(weight):
-            raise InputError(f"reward_weights: the weight of {name!r} must be a finite number, got {weight!r}")
-    return {name: float(weight) for name, weight in weights.items()}
 
 
 def episode_draws(seed: int, episode: int) -> int:

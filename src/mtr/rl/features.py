@@ -10,8 +10,11 @@ template, so that a Q-network scores any day's set of actions, "send nothing" in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
+from mtr.errors import InputError
 from mtr.sim.config import AGE_BUCKETS, COUNTRIES, MESSAGE_TYPES, PLANS, PLATFORMS, TOPICS, WEARINESS_HALF_LIFE_DAYS
 from mtr.sim.history import NEVER
 from mtr.sim.population import Population
@@ -115,3 +118,18 @@ def action_features(
         axis=1,
     )
     return np.concatenate([np.zeros((1, sends.shape[1]), np.float32), sends])
+
+
+# The per-step signals a reward can weigh, in the environment and in logged journeys.
+REWARD_SIGNALS = ("active", "opens", "conversions", "sends", "unsubscribes")
+
+
+def check_reward_weights(reward_weights: Mapping[str, float]) -> dict[str, float]:
+    """The weights as a dict, each name one of `REWARD_SIGNALS` and each weight finite."""
+    weights = dict(reward_weights)
+    for name, weight in weights.items():
+        if name not in REWARD_SIGNALS:
+            raise InputError(f"reward_weights: unknown signal {name!r}; known signals: {', '.join(REWARD_SIGNALS)}")
+        if not isinstance(weight, int | float) or not np.isfinite(weight):
+            raise InputError(f"reward_weights: the weight of {name!r} must be a finite number, got {weight!r}")
+    return {name: float(weight) for name, weight in weights.items()}

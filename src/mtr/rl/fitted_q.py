@@ -108,7 +108,8 @@ def fit_q(
     journeys: LoggedJourneys,
     reward: np.ndarray,
     policy: np.ndarray | None,
-    representation_rounds: int = 8,
+    pretraining_epochs: int = 6,
+    representation_rounds: int = 2,
     exact_rounds: int | None = None,
     epochs: int = 2,
     batch_size: int = 1024,
@@ -117,13 +118,16 @@ def fit_q(
     ridge: float = 1e-3,
     seed: int = 0,
 ) -> FittedQ:
-    """Fit Q over the journeys' horizon in two phases.
+    """Fit Q over the journeys' horizon in three phases.
 
-    The network first learns its features by gradient steps on `representation_rounds` rounds of targets (each
-    followed by an exact least-squares refit of the last layer); then the features are frozen and `exact_rounds`
-    rounds (default H + 1) refit only the last layer, exactly, to r_t + V(s_{t+1}). Gradient steps alone lag
-    behind their targets a little in every round, and over an 8-week horizon the lags add up to a biased value;
-    exact rounds do not lag, and after H of them every step's target reaches the horizon's end.
+    1. The network learns its features from the logged returns to go (sum_{k >= t} r_k: the logging policy's
+       own Q, exact targets at every step, no bootstrapping), `pretraining_epochs` passes.
+    2. `representation_rounds` rounds of gradient steps on bootstrapped targets r_t + V(s_{t+1}) of the evaluated
+       (or greedy) policy, each followed by an exact least-squares refit of the last layer.
+    3. The features are frozen, and `exact_rounds` rounds (default H + 1) refit only the last layer, exactly, to
+       r_t + V(s_{t+1}). Gradient steps alone lag behind their targets a little in every round, and over an 8-week
+       horizon the lags add up to a biased value; exact rounds do not lag, and after H of them every step's target
+       reaches the horizon's end.
 
     Args:
         reward: [U, H] per-step rewards (`LoggedJourneys.reward`).
@@ -148,43 +152,78 @@ def fit_q(
     to_go = torch.as_tensor(horizon - step, dtype=torch.float32)
     chosen = torch.as_tensor(journeys.candidates[step, journeys.chosen.reshape(-1)])[:, None, :]
     rewards = reward.reshape(-1)
-    for iteration in range(representation_rounds):
-        # The first round fits the last step's reward alone; the untrained network's values are noise.
-        later = _next_values(fitted, journeys, policy) if iteration else np.zeros((n_users, horizon))
-        target = torch.as_tensor(rewards + later.reshape(-1), dtype=torch.float32)
-        for _ in range(epochs):
+
+    def descend(target: np.ndarray, passes: int) -> None:
+        target_tensor = torch.as_tensor(target, dtype=torch.float32)
+        for _ in range(passes):
             for rows in torch.randperm(len(target), generator=generator).split(batch_size):
                 predicted = network(state[rows], to_go[rows], chosen[rows])[:, 0]
                 # Per remaining step, so that long and short horizons weigh alike.
-                loss = torch.mean(((predicted - target[rows]) / to_go[rows]) ** 2)
+                loss = torch.mean(((predicted - target_tensor[rows]) / to_go[rows]) ** 2)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-        _refit_output(fitted, state, to_go, chosen, target.double().numpy(), ridge)
-    for _ in range(horizon + 1 if exact_rounds is None else exact_rounds):
+
+    returns_to_go = reward[:, ::-1].cumsum(axis=1)[:, ::-1].reshape(-1)
+    descend(returns_to_go, pretraining_epochs)
+    last_layer = _LastLayer(network, state, to_go, chosen, ridge)
+    last_layer.refit(returns_to_go)
+    for _ in range(representation_rounds):
         target = rewards + _next_values(fitted, journeys, policy).reshape(-1)
-        _refit_output(fitted, state, to_go, chosen, target, ridge)
+        descend(target, epochs)
+        last_layer = _LastLayer(network, state, to_go, chosen, ridge)
+        last_layer.refit(target)
+    rounds = horizon + 1 if exact_rounds is None else exact_rounds
+    if policy is not None:  # the policy's expected next features are fixed once the features are: cache them
+        following = _expected_next_features(fitted, journeys, policy)
+        for _ in range(rounds):
+            last_layer.refit(rewards + following @ last_layer.coefficients())
+    else:
+        for _ in range(rounds):
+            last_layer.refit(rewards + _next_values(fitted, journeys, None).reshape(-1))
     return fitted
 
 
+class _LastLayer:
+    """The exact least-squares refit of the last layer on frozen features: Q / steps-to-go = x . beta."""
+
+    def __init__(
+        self, network: CandidateQNetwork, state: torch.Tensor, to_go: torch.Tensor, chosen: torch.Tensor, ridge: float
+    ) -> None:
+        with torch.no_grad():
+            features = network.features(state, to_go, chosen)[:, 0].double().numpy()
+        self.network, self.to_go = network, to_go.double().numpy()
+        # No bias column: the one-hot steps to go are the intercepts (one per step, not shrunk).
+        penalty = ridge * len(features) * np.eye(features.shape[1])
+        penalty[-network.horizon :, -network.horizon :] = 0.0
+        self.solve = np.linalg.solve(features.T @ features + penalty, features.T)
+
+    def refit(self, target: np.ndarray) -> None:
+        solution = self.solve @ (target / self.to_go)
+        with torch.no_grad():
+            self.network.output.weight.copy_(torch.as_tensor(solution[None, :], dtype=torch.float32))
+            self.network.output.bias.zero_()
+
+    def coefficients(self) -> np.ndarray:
+        """[d] the last layer's weights (its bias is 0)."""
+        return self.network.output.weight[0].detach().double().numpy()
+
+
 @torch.no_grad()
-def _refit_output(
-    fitted: FittedQ,
-    state: torch.Tensor,
-    to_go: torch.Tensor,
-    chosen: torch.Tensor,
-    target: np.ndarray,
-    ridge: float,
-) -> None:
-    """Set the last layer to the ridge least-squares fit of target / steps-to-go on the hidden features."""
-    network = fitted.network
-    features = network.features(state, to_go, chosen)[:, 0].double().numpy()
-    design = np.concatenate([features, np.ones((len(features), 1))], axis=1)
-    penalty = ridge * len(design) * np.eye(design.shape[1])
-    penalty[-1 - network.horizon :, -1 - network.horizon :] = 0.0  # the intercepts are not shrunk
-    solution = np.linalg.solve(design.T @ design + penalty, design.T @ (target / to_go.double().numpy()))
-    network.output.weight.copy_(torch.as_tensor(solution[None, :-1], dtype=torch.float32))
-    network.output.bias.copy_(torch.as_tensor(solution[-1:], dtype=torch.float32))
+def _expected_next_features(fitted: FittedQ, journeys: LoggedJourneys, policy: np.ndarray) -> np.ndarray:
+    """[U * H, d] steps-to-go * sum_c pi(c | s_{t+1}) features(s_{t+1}, c), 0 after the last step: V(s_{t+1}) is
+    this times the last layer's weights."""
+    network, horizon = fitted.network, fitted.horizon
+    n_users = journeys.n_users
+    expected = np.zeros((n_users, horizon, network.output.in_features))
+    for step in range(horizon - 1):
+        to_go = horizon - step - 1
+        state = torch.as_tensor(journeys.states[:, step + 1])
+        candidates = torch.as_tensor(journeys.candidates[step + 1])
+        features = network.features(state, torch.full((n_users,), float(to_go)), candidates).double()
+        mean = torch.einsum("uc,ucd->ud", torch.as_tensor(policy[:, step + 1]), features).numpy()
+        expected[:, step] = mean * to_go
+    return expected.reshape(n_users * horizon, -1)
 
 
 def _next_values(fitted: FittedQ, journeys: LoggedJourneys, policy: np.ndarray | None) -> np.ndarray:

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.rl.features import action_features, user_state
+from mtr.rl.features import action_features, check_reward_weights, user_state
 from mtr.sim.config import WorldConfig
 from mtr.sim.engine import DayView, Policy, SimulatedLog, run_days
 from mtr.sim.history import NEVER
 from mtr.sim.rollout import drawn_activity, drawn_conversions, expected_active_days_between, expected_conversions
-
-REWARD_SIGNALS = ("active", "conversions", "opens", "sends", "unsubscribes")
 
 
 @dataclass(frozen=True)
@@ -65,10 +63,8 @@ class LoggedJourneys:
 
     def reward(self, weights: Mapping[str, float]) -> np.ndarray:
         """[U, H] the weighted sum of the named reward signals."""
-        unknown = sorted(set(weights) - set(self.signals))
-        if unknown:
-            raise InputError(f"reward: unknown signals {unknown}; the signals are {list(self.signals)}")
-        return sum((float(w) * self.signals[name] for name, w in weights.items()), np.zeros(self.chosen.shape))
+        checked = check_reward_weights(weights)
+        return sum((w * self.signals[name] for name, w in checked.items()), np.zeros(self.chosen.shape))
 
     def policy(self, name: str) -> np.ndarray:
         """[U, H + 1, C] the probabilities of a target policy, or of the logging policy (`logging`)."""
