@@ -7,8 +7,8 @@ import pytest
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from mtr.errors import InputError
-from mtr.rl.env import REWARD_SIGNALS, MessagingEnv
-from mtr.rl.features import state_names, user_state
+from mtr.rl.env import MessagingEnv
+from mtr.rl.features import REWARD_SIGNALS, state_names, user_state
 from mtr.sim.config import PRE_PERIOD_DAYS, WorldConfig
 from mtr.sim.engine import run_days
 from mtr.sim.logging_policy import sample_actions
@@ -70,6 +70,7 @@ def test_replaying_the_logging_policy_reproduces_run_days_and_its_truth() -> Non
     signals = {name: np.zeros((users, days)) for name in REWARD_SIGNALS}
     for day in range(days):
         actions = logging_choices(info, seed, day)
+        np.testing.assert_array_equal(env.logging_actions(), actions)
         np.testing.assert_array_equal(info["logging_probabilities"][np.arange(users), actions], log.propensity[:, day])
         observations, rewards, _, truncated, info = env.step(actions)
         for name in REWARD_SIGNALS:

@@ -142,6 +142,13 @@ class MessagingEnv(VectorEnv):
         truncated = np.full(self.num_envs, self.needs_reset)
         return self.observe(), reward, np.zeros(self.num_envs, bool), truncated, info
 
+    def logging_actions(self) -> np.ndarray:
+        """[U] the candidates the logging policy draws today with the episode's common random numbers: stepping
+        with them replays the logging policy's run (`run_days(common_draws=...)`)."""
+        if self.loop is None or self.needs_reset:
+            raise InputError("MessagingEnv.logging_actions: no decision is pending; call reset() first")
+        return self.loop.common_choice(self.decision)
+
     def start_episode(self) -> None:
         """A fresh day loop on the same users and catalog, and the running truth of activity and conversions."""
         draws = episode_draws(self.draws_seed, self.episode)

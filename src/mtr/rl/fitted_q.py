@@ -25,46 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from mtr.errors import InputError
+from mtr.models.candidate_q import CandidateQNetwork, supported_candidates
 from mtr.ope.estimators import Z_95
 from mtr.rl.trajectories import LoggedJourneys
-
-
-class CandidateQNetwork(nn.Module):
-    """Q(state, steps to go, candidate) = steps to go * (w . [relu(embed(state, steps to go) + embed(candidate)),
-    one-hot(steps to go)] + b): a state is embedded once and scored against all its candidates with one addition;
-    the last layer is linear in its features, so that it can be refitted exactly by least squares (`fit_q`), and
-    has an intercept per step, so that the exact fit leaves no mean error at any step."""
-
-    def __init__(self, n_state: int, n_candidate: int, horizon: int, hidden: int = 64) -> None:
-        super().__init__()
-        self.horizon = horizon
-        self.state = nn.Sequential(nn.Linear(n_state + 1, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
-        self.candidate = nn.Linear(n_candidate, hidden, bias=False)
-        self.output = nn.Linear(hidden + horizon, 1)
-
-    def embed_states(self, state: torch.Tensor, to_go: torch.Tensor) -> torch.Tensor:
-        """[B, hidden] embeddings of B states [B, S] with `to_go` [B] steps left including this one."""
-        return self.state(torch.cat([state, (to_go / self.horizon)[:, None]], dim=1))
-
-    def hidden(self, embedded_states: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """[B, C, hidden] the candidate-dependent features of each state's candidates ([B, C, F], or [C, F])."""
-        return torch.relu(embedded_states[:, None, :] + self.candidate(candidates))
-
-    def features(self, state: torch.Tensor, to_go: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """[B, C, hidden + H] all the last layer's inputs: the hidden features and the one-hot steps to go."""
-        hidden = self.hidden(self.embed_states(state, to_go), candidates)
-        steps = nn.functional.one_hot(to_go.long() - 1, self.horizon).to(hidden.dtype)
-        return torch.cat([hidden, steps[:, None, :].expand(-1, hidden.shape[1], -1)], dim=2)
-
-    def forward(self, state: torch.Tensor, to_go: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """[B, C] values of B states and their candidates (the one-hot's weights are read, not multiplied)."""
-        hidden = self.hidden(self.embed_states(state, to_go), candidates)
-        weight, n_hidden = self.output.weight[0], hidden.shape[2]
-        intercept = weight[n_hidden:][to_go.long() - 1] + self.output.bias
-        return (hidden @ weight[:n_hidden] + intercept[:, None]) * to_go[:, None]
 
 
 @dataclass
@@ -73,6 +38,7 @@ class FittedQ:
 
     network: CandidateQNetwork
     horizon: int
+    support: float = 0.0
 
     @torch.no_grad()
     def values(self, states: np.ndarray, candidates: np.ndarray, to_go: int) -> np.ndarray:
@@ -116,6 +82,7 @@ def fit_q(
     hidden: int = 64,
     learning_rate: float = 3e-3,
     ridge: float = 1e-3,
+    support: float = 0.3,
     seed: int = 0,
 ) -> FittedQ:
     """Fit Q over the journeys' horizon in three phases.
@@ -136,6 +103,9 @@ def fit_q(
         epochs: passes over the logged steps per representation round (warm-started from the last round).
         ridge: the least-squares refit's penalty on the last layer's weights of hidden features (not on the
             intercepts).
+        support: learning only: the greedy policy picks among the candidates the logging policy gives at least
+            this share of its most likely candidate's probability (discrete batch-constrained Q-learning, Fujimoto
+            et al. 2019). The maximum over every candidate would chase the errors of those the log rarely took.
     """
     n_users, horizon = journeys.chosen.shape
     if reward.shape != (n_users, horizon):
@@ -145,7 +115,7 @@ def fit_q(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     network = CandidateQNetwork(journeys.states.shape[2], journeys.candidates.shape[2], horizon, hidden)
-    fitted = FittedQ(network, horizon)
+    fitted = FittedQ(network, horizon, support if policy is None else 0.0)
     optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
     step = np.tile(np.arange(horizon), n_users)
     state = torch.as_tensor(journeys.states[:, :horizon].reshape(n_users * horizon, -1))
@@ -232,10 +202,14 @@ def _next_values(fitted: FittedQ, journeys: LoggedJourneys, policy: np.ndarray |
     values = np.zeros((n_users, horizon))
     for step in range(horizon - 1):
         q = fitted.step_values(journeys, step + 1)
-        values[:, step] = state_values(
-            q, journeys.eligible[:, step + 1], None if policy is None else policy[:, step + 1]
-        )
+        allowed = supported(journeys.eligible[:, step + 1], journeys.logging[:, step + 1], fitted.support)
+        values[:, step] = state_values(q, allowed, None if policy is None else policy[:, step + 1])
     return values
+
+
+def supported(eligible: np.ndarray, logging: np.ndarray, support: float) -> np.ndarray:
+    """[U, C] the eligible candidates a learned policy may choose (`supported_candidates`)."""
+    return supported_candidates(torch.as_tensor(eligible), torch.as_tensor(logging), support).numpy()
 
 
 def state_values(q: np.ndarray, eligible: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:

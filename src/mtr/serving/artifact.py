@@ -9,9 +9,9 @@ An artifact folder holds
     manifest.json      what the artifact is (below) and the SHA-256 of every other file
 
 Loading verifies, in this order: the manifest's fields, that the folder holds exactly the listed files
-with the listed checksums, that the manifest agrees with schema.json and weights.json, and that the
-program archive stores its weights as raw tensor bytes with no pickled entries, because
-`torch.export.load` unpickles any entry that the archive marks as pickled. Only then is a program loaded.
+with the listed checksums, that every program archive stores its weights as raw tensor bytes with no pickled
+entries (`torch.export.load` unpickles any entry that the archive marks as pickled), and that the manifest
+agrees with schema.json and weights.json. Only then is a program loaded.
 The checksums protect against corrupted or edited files, not against someone who rewrites the manifest
 too; an AOTInductor package is native code, so load one only from a trusted source.
 """
@@ -133,17 +133,7 @@ def verify_artifact(folder: Path | str) -> VerifiedArtifact:
     """Run every check of the module docstring; any failure raises `InputError` naming the file or field."""
     folder = Path(folder)
     manifest = _read_manifest(folder)
-    files: dict[str, str] = manifest["files"]
-    present = {p.name for p in folder.iterdir()} - {MANIFEST_FILE, OUTPUT_MARKER}  # the marker: mtr's bookkeeping
-    unexpected = sorted(present - set(files))
-    if unexpected:
-        raise InputError(f"artifact {folder}: file(s) {unexpected} not listed in {MANIFEST_FILE}")
-    for name, expected in sorted(files.items()):
-        path = folder / name
-        if not path.is_file():
-            raise InputError(f"artifact {folder}: file '{name}' listed in {MANIFEST_FILE} is missing")
-        if sha256_file(path) != expected:
-            raise InputError(f"artifact {folder}: checksum mismatch for '{name}' (the file was changed or corrupted)")
+    check_listed_files(folder, manifest["files"])
     schema = DatasetSchema.load(folder)
     operating_point = OperatingPoint.load(folder / WEIGHTS_FILE, schema.objective_table)
     expected_fields = {
@@ -155,11 +145,26 @@ def verify_artifact(folder: Path | str) -> VerifiedArtifact:
     for field_name, expected in expected_fields.items():
         if manifest[field_name] != expected:
             raise InputError(f"artifact {folder}: {MANIFEST_FILE} field '{field_name}' disagrees with its files")
-    for name in (PROGRAM_FILE, AOTI_FILE):
-        problem = program_archive_problem(folder / name) if name in files else None
+    return VerifiedArtifact(folder, manifest, schema, operating_point)
+
+
+def check_listed_files(folder: Path, files: dict[str, str]) -> dict[str, str]:
+    """Check that `folder` holds exactly the manifest's files (name -> SHA-256), each with its checksum."""
+    present = {p.name for p in folder.iterdir()} - {MANIFEST_FILE, OUTPUT_MARKER}  # the marker: mtr's bookkeeping
+    unexpected = sorted(present - set(files))
+    if unexpected:
+        raise InputError(f"artifact {folder}: file(s) {unexpected} not listed in {MANIFEST_FILE}")
+    for name, expected in sorted(files.items()):
+        path = folder / name
+        if not path.is_file():
+            raise InputError(f"artifact {folder}: file '{name}' listed in {MANIFEST_FILE} is missing")
+        if sha256_file(path) != expected:
+            raise InputError(f"artifact {folder}: checksum mismatch for '{name}' (the file was changed or corrupted)")
+    for name in files:
+        problem = program_archive_problem(folder / name) if name.endswith(".pt2") else None
         if problem:
             raise InputError(f"artifact {folder}: refusing to load '{name}': {problem}")
-    return VerifiedArtifact(folder, manifest, schema, operating_point)
+    return files
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:

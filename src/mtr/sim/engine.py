@@ -157,6 +157,17 @@ class DayLoop:
         """What a policy sees at the current day's decisions."""
         return DayView(self.day, decision, self.world, self.users, self.catalog, self.history, self.unsubscribe_day)
 
+    def common_uniforms(self) -> np.ndarray:
+        """[3, U] the day's common random numbers: the choice, open and opt-out draws of each user."""
+        if self.common_draws is None:
+            raise InputError("day loop: common random numbers need common_draws")
+        return np.random.default_rng([self.common_draws, self.day]).random((3, len(self.everyone)))
+
+    def common_choice(self, decision: Decision) -> np.ndarray:
+        """[U] the columns `step` would draw from `decision.probabilities` without a choice (common draws only):
+        another policy's loop can let the logging policy decide some days exactly as it would have."""
+        return sample_actions(decision.probabilities, self.common_uniforms()[0])
+
     def step(self, decision: Decision, choice: np.ndarray | None = None) -> DayOutcome:
         """Take the day's decisions, draw their opens and opt-outs, and move to the next day.
 
@@ -168,9 +179,7 @@ class DayLoop:
         day, n_users, rng = self.day, len(self.everyone), self.rng
         if day >= self.days:
             raise InputError(f"day loop: all {self.days} days are run")
-        day_draws = (
-            None if self.common_draws is None else np.random.default_rng([self.common_draws, day]).random((3, n_users))
-        )
+        day_draws = None if self.common_draws is None else self.common_uniforms()
         if choice is None:
             choice = sample_actions(decision.probabilities, rng.random(n_users) if day_draws is None else day_draws[0])
         self.propensity[:, day] = decision.probabilities[self.everyone, choice]

@@ -1,0 +1,141 @@
+"""A long-term policy as a serving artifact: the fitted Q-network and its choice in one exported program.
+
+The folder holds `program.pt2` (`torch.export`, no pickles) and `manifest.json`: the state and candidate feature
+names in input order (`mtr.rl.features`), the horizon, the support rule, the reward the policy was learned for,
+what it was learned from and its off-policy value, and the SHA-256 of the program. The program takes
+
+    state [B, S] float32, to_go [B] float32 (steps left including this one, 1 .. horizon),
+    candidates [C, F] float32 (row 0 "send nothing"), allowed [B, C] bool, logging [B, C] float32
+
+and returns q [B, C] and choice [B] int64: the highest-Q allowed candidate among those the logging policy gives at
+least `support` times its top probability. Loading checks the files as the scoring artifact does
+(`mtr.serving.artifact.check_listed_files`) before anything is read.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtr.errors import InputError
+from mtr.io import atomic_output_dir, sha256_file, write_json
+from mtr.models.candidate_q import CandidateQNetwork, supported_candidates
+from mtr.serving.artifact import MANIFEST_FILE, PROGRAM_FILE, check_listed_files
+from mtr.serving.program import save_program
+
+KIND = "long_term_policy"
+INPUTS = ("state", "to_go", "candidates", "allowed", "logging")
+
+
+class GreedyQProgram(nn.Module):
+    """The network's values and the supported greedy choice, as one program."""
+
+    def __init__(self, network: CandidateQNetwork, support: float) -> None:
+        super().__init__()
+        self.network, self.support = network, support
+
+    def forward(
+        self,
+        state: torch.Tensor,
+        to_go: torch.Tensor,
+        candidates: torch.Tensor,
+        allowed: torch.Tensor,
+        logging: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.network(state, to_go, candidates)
+        choosable = supported_candidates(allowed, logging, self.support)
+        return q, q.masked_fill(~choosable, float("-inf")).argmax(dim=1)
+
+
+def export_long_term_policy(
+    network: CandidateQNetwork,
+    support: float,
+    described: dict[str, Any],
+    out: Path | str,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Export the greedy policy of `network` to the folder `out`; `described` (feature names, reward, provenance,
+    estimates) goes into the manifest. Returns the manifest."""
+    missing = [name for name in ("state_features", "candidate_features") if name not in described]
+    if missing:
+        raise InputError(f"long-term policy export: the description lacks {missing}")
+    program = GreedyQProgram(network.eval(), support)
+    examples = _example_inputs(len(described["state_features"]), len(described["candidate_features"]), network)
+    batch, width = torch.export.Dim("batch", min=1, max=1 << 20), torch.export.Dim("candidates", min=2, max=4096)
+    dynamic = ({0: batch}, {0: batch}, {0: width}, {0: batch, 1: width}, {0: batch, 1: width})
+    with torch.no_grad():
+        exported = torch.export.export(program, examples, dynamic_shapes=dynamic, strict=False)
+        expected, exported_out = program(*examples), exported.module()(*examples)
+    if not (torch.allclose(expected[0], exported_out[0]) and torch.equal(expected[1], exported_out[1])):
+        raise RuntimeError("long-term policy export: the exported program disagrees with the network")
+    with atomic_output_dir(out, "export-long-term", overwrite) as folder:
+        save_program(exported, folder / PROGRAM_FILE)
+        manifest = {
+            "version": 1,
+            "kind": KIND,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "program": {"inputs": list(INPUTS), "outputs": ["q", "choice"]},
+            "horizon": network.horizon,
+            "support": support,
+            **described,
+            "files": {PROGRAM_FILE: sha256_file(folder / PROGRAM_FILE)},
+        }
+        write_json(folder / MANIFEST_FILE, manifest)
+    return manifest
+
+
+@dataclass(frozen=True)
+class LongTermPolicy:
+    """A loaded long-term policy artifact: its manifest and program."""
+
+    manifest: dict[str, Any]
+    program: Any
+
+    @classmethod
+    def load(cls, folder: Path | str) -> LongTermPolicy:
+        folder = Path(folder)
+        path = folder / MANIFEST_FILE
+        if not path.is_file():
+            raise InputError(f"long-term policy {folder}: no {MANIFEST_FILE} (is it a folder mtr exported?)")
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path} is not valid JSON: {error}") from error
+        if manifest.get("kind") != KIND:
+            raise InputError(f"{path}: field 'kind' must be {KIND!r}, got {manifest.get('kind')!r}")
+        check_listed_files(folder, manifest.get("files", {}))
+        return cls(manifest, torch.export.load(folder / PROGRAM_FILE).module())
+
+    def choose(self, observation: dict[str, np.ndarray], info: dict[str, np.ndarray], to_go: int) -> np.ndarray:
+        """[U] the chosen candidates of an environment observation (`mtr.rl.env`), with `to_go` steps left."""
+        state = torch.as_tensor(observation["state"], dtype=torch.float32)
+        steps = torch.full((len(state),), float(min(to_go, self.manifest["horizon"])))
+        with torch.no_grad():
+            _, choice = self.program(
+                state,
+                steps,
+                torch.as_tensor(observation["candidates"][0], dtype=torch.float32),
+                torch.as_tensor(observation["mask"].astype(bool)),
+                torch.as_tensor(info["logging_probabilities"], dtype=torch.float32),
+            )
+        return choice.numpy()
+
+
+def _example_inputs(n_state: int, n_candidate: int, network: CandidateQNetwork) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(0)
+    batch, width = 5, 7
+    logging = torch.rand(batch, width, generator=generator)
+    return (
+        torch.rand(batch, n_state, generator=generator),
+        torch.randint(1, network.horizon + 1, (batch,), generator=generator).float(),
+        torch.rand(width, n_candidate, generator=generator),
+        torch.rand(batch, width, generator=generator) > 0.3,
+        logging / logging.sum(1, keepdim=True),
+    )
