@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train bench-pareto reproduce-census reproduce-ab reproduce-task-correlation reproduce-oracle-gap reproduce-long-term-world tune clean
+.PHONY: setup demo test test-all lint format lock bench-sim bench-build bench-data bench-train bench-pareto reproduce-census reproduce-ab reproduce-task-correlation reproduce-oracle-gap reproduce-long-term-world reproduce-long-term-policies tune clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,10 @@ reproduce-oracle-gap: $(STAMP)
 # The long-term knob's true effects and whole-policy rollouts over 3 seeds: experiments/long_term/ (about 25 s).
 reproduce-long-term-world: $(STAMP)
 	$(BIN)/python experiments/long_term/world.py
+
+# Policies learned and valued from logs (fitted-Q) against the truth, 3 seeds x 2 strengths: experiments/long_term/policies/.
+reproduce-long-term-policies: $(STAMP)
+	$(BIN)/python experiments/long_term/policies/run.py
 
 reproduce-census: $(STAMP)
 	@test -f data/census/schema.json || $(BIN)/mtr data prepare census --out data/census

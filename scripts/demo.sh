@@ -28,6 +28,10 @@ MTR candidates --dataset "$DEMO_DIR/dataset" \
 MTR score --artifact "$DEMO_DIR/artifact" --input "$DEMO_DIR/candidates.parquet" \
   --out "$DEMO_DIR/scores.parquet" --id_columns '[candidate_id]'
 
+# The long-term track at small scale: a policy learned from the logs for 8 weeks of active days where sends wear
+# users out, and every policy valued by fitted-Q evaluation and per-decision DR beside the simulator's truth.
+MTR long-term --config configs/long_term/sim.yaml --users 300 --out "$DEMO_DIR/long_term"
+
 echo
 echo "demo finished in $(( $(date +%s) - start )) s"
 echo "  raw event logs:   $DEMO_DIR/events"
@@ -37,3 +41,4 @@ echo "  predictions:      $DEMO_DIR/run/predictions/test.parquet"
 echo "  Pareto front:     $DEMO_DIR/pareto/front.png (front.html, front.csv); chosen weights: $WEIGHTS"
 echo "  serving artifact: $DEMO_DIR/artifact (program.pt2, program_aoti.pt2 if compiled, manifest.json)"
 echo "  scores:           $DEMO_DIR/scores.parquet"
+echo "  long-term track:  $DEMO_DIR/long_term (results.json; the learned policy's artifact in policy/)"

@@ -20,6 +20,7 @@ def _commands() -> dict[str, Any]:
     from mtr.data.adapters.commands import prepare_commands
     from mtr.data.commands import build_dataset
     from mtr.experiments.commands import ope_open_bandit, ope_simulator
+    from mtr.experiments.long_term import long_term
     from mtr.ope.commands import ope_evaluate
     from mtr.pareto.commands import pareto
     from mtr.scoring.requests import write_requests
@@ -34,6 +35,7 @@ def _commands() -> dict[str, Any]:
         "ab": {"analyze": ab_analyze, "plan": ab_plan, "simulate": ab_simulate},
         "ope": {"open-bandit": ope_open_bandit, "simulator": ope_simulator, "evaluate": ope_evaluate},
         "tune": tune,
+        "long-term": long_term,
         "pareto": pareto,
         "candidates": write_requests,
         "export": export,

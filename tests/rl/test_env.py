@@ -70,7 +70,8 @@ def test_replaying_the_logging_policy_reproduces_run_days_and_its_truth() -> Non
     signals = {name: np.zeros((users, days)) for name in REWARD_SIGNALS}
     for day in range(days):
         actions = logging_choices(info, seed, day)
-        np.testing.assert_array_equal(env.logging_actions(), actions)
+        np.testing.assert_array_equal(env.common_actions(), actions)
+        np.testing.assert_array_equal(env.common_actions(info["logging_probabilities"]), actions)
         np.testing.assert_array_equal(info["logging_probabilities"][np.arange(users), actions], log.propensity[:, day])
         observations, rewards, _, truncated, info = env.step(actions)
         for name in REWARD_SIGNALS:

@@ -7,8 +7,9 @@ days with common random numbers; its decision days 28 .. 83 (8 weeks) are the lo
 (`mtr.rl.trajectories`). From them only:
 - fitted-Q evaluation (`mtr.rl.fitted_q`) and the per-decision doubly robust estimate value each policy's 8 weeks
   of active days (the sum of the next day's drawn activity over the 56 decisions);
-- fitted-Q iteration, batch-constrained to candidates the logging policy gives at least 0.3 of its top
-  probability, learns a policy for two rewards: active days alone, and active days + 10 x conversions.
+- fitted-Q iteration learns when to send (`mtr.models.candidate_q.send_gate`: send nothing where its Q beats
+  the logging policy's average send, else send as the logging policy would) for two rewards: active days
+  alone, and active days + 10 x conversions.
 Each policy then decides those 56 days on the same users and luck (`journey_truth`, `rollout_in_env`), and the
 truth's expected active days and conversions, and the drawn sends, opens and opt-outs, per user, are its row.
 The policies: the logging policy, a lighter sender (none_share 0.8), the myopic one (the highest true open
@@ -26,8 +27,8 @@ import numpy as np
 from scipy import stats
 
 from mtr.io import write_json, write_results_section
-from mtr.rl.fitted_q import fit_q, per_decision_estimates, state_values
-from mtr.rl.policies import greedy, greedy_probabilities, rollout_in_env
+from mtr.rl.fitted_q import fit_q, off_policy_values
+from mtr.rl.policies import learned, learned_probabilities, rollout_in_env
 from mtr.rl.trajectories import LoggedJourneys, collect_journeys, journey_truth
 from mtr.sim.config import WorldConfig
 from mtr.sim.engine import Policy
@@ -54,11 +55,8 @@ SIGNALS = ("active", "conversions", "sends", "opens", "unsubscribes")
 
 def estimates(journeys: LoggedJourneys, name: str) -> dict[str, float]:
     """FQE's and PDDR's value of the journeys' policy `name` over the horizon (active days per user)."""
-    reward = journeys.reward(VALUED)
-    fitted = fit_q(journeys, reward, journeys.policy(name))
-    probabilities = journeys.policy(name)
-    fqe = state_values(fitted.step_values(journeys, 0), journeys.eligible[:, 0], probabilities[:, 0]).mean()
-    return {"fqe": float(fqe), "pddr": per_decision_estimates(journeys, reward, name, fitted)["pddr"].value}
+    values = off_policy_values(journeys, journeys.reward(VALUED), name)
+    return {"fqe": values["fqe"].value, "pddr": values["pddr"].value}
 
 
 def one_world(strength: float, seed: int) -> dict[str, dict[str, float]]:
@@ -73,9 +71,9 @@ def one_world(strength: float, seed: int) -> dict[str, dict[str, float]]:
         rows[name] = {**{s: float(truth[s].mean()) for s in SIGNALS}, **estimates(journeys, name)}
     for name, weights in LEARNED.items():
         fitted = fit_q(journeys, journeys.reward(weights), None, seed=seed)
-        truth = rollout_in_env(USERS, DAYS, seed, world, FIRST_DAY, HORIZON, greedy(fitted))
+        truth = rollout_in_env(USERS, DAYS, seed, world, FIRST_DAY, HORIZON, learned(fitted))
         per_user[name] = truth["active"]
-        journeys.targets[name] = greedy_probabilities(fitted, journeys)
+        journeys.targets[name] = learned_probabilities(fitted, journeys)
         rows[name] = {**{s: float(truth[s].mean()) for s in SIGNALS}, **estimates(journeys, name)}
     for name in rows:
         rows[name]["active_against_myopic"] = float((per_user[name] - per_user["myopic (most engaging)"]).mean())

@@ -46,8 +46,18 @@ class CandidateQNetwork(nn.Module):
         return (hidden @ weight[:n_hidden] + intercept[:, None]) * to_go[:, None]
 
 
-def supported_candidates(allowed: torch.Tensor, logging: torch.Tensor, support: float) -> torch.Tensor:
-    """[B, C] the allowed candidates whose logging probability is at least `support` times the most likely one's:
-    a learned policy chooses only among what the log took often enough to be known (discrete batch-constrained
-    Q-learning, Fujimoto et al. 2019)."""
-    return allowed & (logging >= support * logging.max(dim=1, keepdim=True).values)
+def send_gate(q: torch.Tensor, allowed: torch.Tensor, logging: torch.Tensor) -> torch.Tensor:
+    """[B, C] the learned policy's probabilities from the values `q` [B, C] of each state's candidates: send nothing
+    where its value is at least that of the logging policy's average send (its send probabilities renormalised
+    over the allowed sends), else send as the logging policy would.
+
+    What is learned is when to send, the decision whose long-term value differs between policies; which message
+    goes is the logging policy's choice, so the policy never leaves the log's support. Comparing one value with
+    one average avoids the upward bias of a maximum over a hundred noisy candidate values, which made a greedy
+    choice send every day where every send cost active days.
+    """
+    sends = torch.where(allowed[:, 1:], logging[:, 1:], torch.zeros_like(logging[:, 1:]))
+    total = sends.sum(dim=1, keepdim=True)
+    share = sends / total.clamp_min(torch.finfo(sends.dtype).tiny)
+    send = (total[:, 0] > 0) & ((share * q[:, 1:]).sum(dim=1) > q[:, 0])
+    return torch.cat([(~send).to(share.dtype)[:, None], share * send.to(share.dtype)[:, None]], dim=1)

@@ -22,6 +22,7 @@ old); "opens" and "unsubscribes", the day's drawn opens and opt-outs; "sends", 1
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -142,12 +143,20 @@ class MessagingEnv(VectorEnv):
         truncated = np.full(self.num_envs, self.needs_reset)
         return self.observe(), reward, np.zeros(self.num_envs, bool), truncated, info
 
-    def logging_actions(self) -> np.ndarray:
-        """[U] the candidates the logging policy draws today with the episode's common random numbers: stepping
-        with them replays the logging policy's run (`run_days(common_draws=...)`)."""
+    def common_actions(self, probabilities: np.ndarray | None = None) -> np.ndarray:
+        """[U] candidates drawn with the episode's common random numbers from `probabilities` [U, 1 + max_actions]
+        (default: the logging policy's, and stepping with them replays its run, `run_days(common_draws=...)`), so
+        that two stochastic policies stepped in two episodes of the same draws meet the same luck."""
         if self.loop is None or self.needs_reset:
-            raise InputError("MessagingEnv.logging_actions: no decision is pending; call reset() first")
-        return self.loop.common_choice(self.decision)
+            raise InputError("MessagingEnv.common_actions: no decision is pending; call reset() first")
+        decision = self.decision
+        if probabilities is not None:
+            width = decision.probabilities.shape[1]
+            expected = (self.num_envs, self.max_actions + 1)
+            if probabilities.shape != expected or np.any(probabilities[:, width:] > 0):
+                raise InputError(f"probabilities: expected {list(expected)}, 0 beyond the day's {width} candidates")
+            decision = replace(decision, probabilities=np.asarray(probabilities[:, :width], dtype=np.float64))
+        return self.loop.common_choice(decision)
 
     def start_episode(self) -> None:
         """A fresh day loop on the same users and catalog, and the running truth of activity and conversions."""

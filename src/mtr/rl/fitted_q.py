@@ -22,12 +22,13 @@ loop are ours (about a hundred lines of torch). torchrl 0.14 would also need ten
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from mtr.errors import InputError
-from mtr.models.candidate_q import CandidateQNetwork, supported_candidates
+from mtr.models.candidate_q import CandidateQNetwork, send_gate
 from mtr.ope.estimators import Z_95
 from mtr.rl.trajectories import LoggedJourneys
 
@@ -38,7 +39,6 @@ class FittedQ:
 
     network: CandidateQNetwork
     horizon: int
-    support: float = 0.0
 
     @torch.no_grad()
     def values(self, states: np.ndarray, candidates: np.ndarray, to_go: int) -> np.ndarray:
@@ -82,7 +82,6 @@ def fit_q(
     hidden: int = 64,
     learning_rate: float = 3e-3,
     ridge: float = 1e-3,
-    support: float = 0.3,
     seed: int = 0,
 ) -> FittedQ:
     """Fit Q over the journeys' horizon in three phases.
@@ -90,7 +89,7 @@ def fit_q(
     1. The network learns its features from the logged returns to go (sum_{k >= t} r_k: the logging policy's
        own Q, exact targets at every step, no bootstrapping), `pretraining_epochs` passes.
     2. `representation_rounds` rounds of gradient steps on bootstrapped targets r_t + V(s_{t+1}) of the evaluated
-       (or greedy) policy, each followed by an exact least-squares refit of the last layer.
+       (or learned) policy, each followed by an exact least-squares refit of the last layer.
     3. The features are frozen, and `exact_rounds` rounds (default H + 1) refit only the last layer, exactly, to
        r_t + V(s_{t+1}). Gradient steps alone lag behind their targets a little in every round, and over an 8-week
        horizon the lags add up to a biased value; exact rounds do not lag, and after H of them every step's target
@@ -98,14 +97,11 @@ def fit_q(
 
     Args:
         reward: [U, H] per-step rewards (`LoggedJourneys.reward`).
-        policy: [U, H + 1, C] the evaluated policy's probabilities (FQE), or None to learn the greedy one (FQI:
-            the next value is the best eligible candidate's).
+        policy: [U, H + 1, C] the evaluated policy's probabilities (FQE), or None to learn when to send (FQI:
+            the next value is that of `send_gate`'s choice: send nothing, or the logging policy's average send).
         epochs: passes over the logged steps per representation round (warm-started from the last round).
         ridge: the least-squares refit's penalty on the last layer's weights of hidden features (not on the
             intercepts).
-        support: learning only: the greedy policy picks among the candidates the logging policy gives at least
-            this share of its most likely candidate's probability (discrete batch-constrained Q-learning, Fujimoto
-            et al. 2019). The maximum over every candidate would chase the errors of those the log rarely took.
     """
     n_users, horizon = journeys.chosen.shape
     if reward.shape != (n_users, horizon):
@@ -115,7 +111,7 @@ def fit_q(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     network = CandidateQNetwork(journeys.states.shape[2], journeys.candidates.shape[2], horizon, hidden)
-    fitted = FittedQ(network, horizon, support if policy is None else 0.0)
+    fitted = FittedQ(network, horizon)
     optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
     step = np.tile(np.arange(horizon), n_users)
     state = torch.as_tensor(journeys.states[:, :horizon].reshape(n_users * horizon, -1))
@@ -202,32 +198,42 @@ def _next_values(fitted: FittedQ, journeys: LoggedJourneys, policy: np.ndarray |
     values = np.zeros((n_users, horizon))
     for step in range(horizon - 1):
         q = fitted.step_values(journeys, step + 1)
-        allowed = supported(journeys.eligible[:, step + 1], journeys.logging[:, step + 1], fitted.support)
-        values[:, step] = state_values(q, allowed, None if policy is None else policy[:, step + 1])
+        following = policy[:, step + 1] if policy is not None else None
+        values[:, step] = state_values(q, journeys.eligible[:, step + 1], journeys.logging[:, step + 1], following)
     return values
 
 
-def supported(eligible: np.ndarray, logging: np.ndarray, support: float) -> np.ndarray:
-    """[U, C] the eligible candidates a learned policy may choose (`supported_candidates`)."""
-    return supported_candidates(torch.as_tensor(eligible), torch.as_tensor(logging), support).numpy()
+def gated_probabilities(q: np.ndarray, eligible: np.ndarray, logging: np.ndarray) -> np.ndarray:
+    """[U, C] the learned policy's probabilities (`send_gate`) from candidate values [U, C]."""
+    gate = send_gate(torch.as_tensor(q), torch.as_tensor(eligible), torch.as_tensor(logging, dtype=torch.float64))
+    return gate.numpy()
 
 
-def state_values(q: np.ndarray, eligible: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
-    """[U] V(s) from [U, C] candidate values: the policy's expectation, or the best eligible candidate's."""
+def state_values(
+    q: np.ndarray, eligible: np.ndarray, logging: np.ndarray, probabilities: np.ndarray | None
+) -> np.ndarray:
+    """[U] V(s) from [U, C] candidate values: the policy's expectation, or (None) the learned policy's."""
     if probabilities is None:
-        return np.where(eligible, q, -np.inf).max(1)
+        probabilities = gated_probabilities(q, eligible, logging)
     return (probabilities * q).sum(1)
 
 
-def fitted_q_evaluation(journeys: LoggedJourneys, reward: np.ndarray, policy: str, **fit: object) -> HorizonEstimate:
+def fitted_q_evaluation(journeys: LoggedJourneys, reward: np.ndarray, policy: str, **fit: Any) -> HorizonEstimate:
     """FQE: the value over the horizon of the journeys' policy `policy` (a target's name, or "logging"), from the
     logging policy's steps; the interval is the spread of the users' first states (the Q fit's own error is not
     in it)."""
+    return off_policy_values(journeys, reward, policy, **fit)["fqe"]
+
+
+def off_policy_values(
+    journeys: LoggedJourneys, reward: np.ndarray, policy: str, **fit: Any
+) -> dict[str, HorizonEstimate]:
+    """FQE, per-decision IS and per-decision DR of one policy's value over the horizon, with one fitted Q."""
     probabilities = journeys.policy(policy)
-    fitted = fit_q(journeys, reward, probabilities, **fit)  # type: ignore[arg-type]
-    return HorizonEstimate.of(
-        state_values(fitted.step_values(journeys, 0), journeys.eligible[:, 0], probabilities[:, 0])
-    )
+    fitted = fit_q(journeys, reward, probabilities, **fit)
+    q = fitted.step_values(journeys, 0)
+    first = state_values(q, journeys.eligible[:, 0], journeys.logging[:, 0], probabilities[:, 0])
+    return {"fqe": HorizonEstimate.of(first), **per_decision_estimates(journeys, reward, policy, fitted)}
 
 
 def per_decision_estimates(
@@ -250,7 +256,7 @@ def per_decision_estimates(
         for step in range(horizon):
             q = fitted.step_values(journeys, step)
             taken = np.take_along_axis(q, journeys.chosen[:, step, None], axis=1)[:, 0]
-            value = state_values(q, journeys.eligible[:, step], probabilities[:, step])
+            value = state_values(q, journeys.eligible[:, step], journeys.logging[:, step], probabilities[:, step])
             terms[:, step] = weights[:, step] * (reward[:, step] - taken) + previous[:, step] * value
         estimates["pddr"] = HorizonEstimate.of(terms.sum(1))
     return estimates

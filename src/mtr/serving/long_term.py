@@ -1,14 +1,15 @@
 """A long-term policy as a serving artifact: the fitted Q-network and its choice in one exported program.
 
 The folder holds `program.pt2` (`torch.export`, no pickles) and `manifest.json`: the state and candidate feature
-names in input order (`mtr.rl.features`), the horizon, the support rule, the reward the policy was learned for,
-what it was learned from and its off-policy value, and the SHA-256 of the program. The program takes
+names in input order (`mtr.rl.features`), the horizon, the reward the policy was learned for, what it was learned
+from and its off-policy value, and the SHA-256 of the program. The program takes
 
     state [B, S] float32, to_go [B] float32 (steps left including this one, 1 .. horizon),
     candidates [C, F] float32 (row 0 "send nothing"), allowed [B, C] bool, logging [B, C] float32
 
-and returns q [B, C] and choice [B] int64: the highest-Q allowed candidate among those the logging policy gives at
-least `support` times its top probability. Loading checks the files as the scoring artifact does
+and returns q [B, C] and probabilities [B, C]: send nothing where its Q beats the logging policy's average allowed
+send, else the logging policy's send probabilities (`mtr.models.candidate_q.send_gate`); the caller draws the
+choice. Loading checks the files as the scoring artifact does
 (`mtr.serving.artifact.check_listed_files`) before anything is read.
 """
 
@@ -26,7 +27,7 @@ from torch import nn
 
 from mtr.errors import InputError
 from mtr.io import atomic_output_dir, sha256_file, write_json
-from mtr.models.candidate_q import CandidateQNetwork, supported_candidates
+from mtr.models.candidate_q import CandidateQNetwork, send_gate
 from mtr.serving.artifact import MANIFEST_FILE, PROGRAM_FILE, check_listed_files
 from mtr.serving.program import save_program
 
@@ -34,12 +35,12 @@ KIND = "long_term_policy"
 INPUTS = ("state", "to_go", "candidates", "allowed", "logging")
 
 
-class GreedyQProgram(nn.Module):
-    """The network's values and the supported greedy choice, as one program."""
+class GatedQProgram(nn.Module):
+    """The network's values and the learned policy's probabilities, as one program."""
 
-    def __init__(self, network: CandidateQNetwork, support: float) -> None:
+    def __init__(self, network: CandidateQNetwork) -> None:
         super().__init__()
-        self.network, self.support = network, support
+        self.network = network
 
     def forward(
         self,
@@ -50,30 +51,28 @@ class GreedyQProgram(nn.Module):
         logging: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         q = self.network(state, to_go, candidates)
-        choosable = supported_candidates(allowed, logging, self.support)
-        return q, q.masked_fill(~choosable, float("-inf")).argmax(dim=1)
+        return q, send_gate(q, allowed, logging)
 
 
 def export_long_term_policy(
     network: CandidateQNetwork,
-    support: float,
     described: dict[str, Any],
     out: Path | str,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Export the greedy policy of `network` to the folder `out`; `described` (feature names, reward, provenance,
+    """Export the learned policy of `network` to the folder `out`; `described` (feature names, reward, provenance,
     estimates) goes into the manifest. Returns the manifest."""
     missing = [name for name in ("state_features", "candidate_features") if name not in described]
     if missing:
         raise InputError(f"long-term policy export: the description lacks {missing}")
-    program = GreedyQProgram(network.eval(), support)
+    program = GatedQProgram(network.eval())
     examples = _example_inputs(len(described["state_features"]), len(described["candidate_features"]), network)
     batch, width = torch.export.Dim("batch", min=1, max=1 << 20), torch.export.Dim("candidates", min=2, max=4096)
     dynamic = ({0: batch}, {0: batch}, {0: width}, {0: batch, 1: width}, {0: batch, 1: width})
     with torch.no_grad():
         exported = torch.export.export(program, examples, dynamic_shapes=dynamic, strict=False)
         expected, exported_out = program(*examples), exported.module()(*examples)
-    if not (torch.allclose(expected[0], exported_out[0]) and torch.equal(expected[1], exported_out[1])):
+    if not all(torch.allclose(a, b) for a, b in zip(expected, exported_out, strict=True)):
         raise RuntimeError("long-term policy export: the exported program disagrees with the network")
     with atomic_output_dir(out, "export-long-term", overwrite) as folder:
         save_program(exported, folder / PROGRAM_FILE)
@@ -81,9 +80,8 @@ def export_long_term_policy(
             "version": 1,
             "kind": KIND,
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "program": {"inputs": list(INPUTS), "outputs": ["q", "choice"]},
+            "program": {"inputs": list(INPUTS), "outputs": ["q", "probabilities"]},
             "horizon": network.horizon,
-            "support": support,
             **described,
             "files": {PROGRAM_FILE: sha256_file(folder / PROGRAM_FILE)},
         }
@@ -113,19 +111,20 @@ class LongTermPolicy:
         check_listed_files(folder, manifest.get("files", {}))
         return cls(manifest, torch.export.load(folder / PROGRAM_FILE).module())
 
-    def choose(self, observation: dict[str, np.ndarray], info: dict[str, np.ndarray], to_go: int) -> np.ndarray:
-        """[U] the chosen candidates of an environment observation (`mtr.rl.env`), with `to_go` steps left."""
+    def probabilities(self, observation: dict[str, np.ndarray], info: dict[str, np.ndarray], to_go: int) -> np.ndarray:
+        """[U, C] the policy's probabilities over an environment observation's candidates (`mtr.rl.env`), with
+        `to_go` steps left: a `mtr.rl.policies.PolicyRule`."""
         state = torch.as_tensor(observation["state"], dtype=torch.float32)
         steps = torch.full((len(state),), float(min(to_go, self.manifest["horizon"])))
         with torch.no_grad():
-            _, choice = self.program(
+            _, probabilities = self.program(
                 state,
                 steps,
                 torch.as_tensor(observation["candidates"][0], dtype=torch.float32),
                 torch.as_tensor(observation["mask"].astype(bool)),
                 torch.as_tensor(info["logging_probabilities"], dtype=torch.float32),
             )
-        return choice.numpy()
+        return probabilities.double().numpy()
 
 
 def _example_inputs(n_state: int, n_candidate: int, network: CandidateQNetwork) -> tuple[torch.Tensor, ...]:
