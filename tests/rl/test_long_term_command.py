@@ -19,13 +19,13 @@ def test_long_term_values_every_policy_beside_its_truth_and_exports_the_learned_
     main(["long-term", "--out", str(tmp_path / "lt"), *SMALL])
     results = json.loads((tmp_path / "lt" / "results.json").read_text())
     policies = results["policies"]
-    assert list(policies) == [
+    assert set(policies) == {
         "logging",
         "lighter (none_share 0.8)",
         "myopic (most engaging)",
         "send nothing",
         "learned (FQI send gate)",
-    ]
+    }
     for row in policies.values():
         for estimate in row["estimates"].values():
             low, high = estimate["interval"]

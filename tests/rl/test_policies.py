@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from mtr.errors import InputError
-from mtr.rl.fitted_q import fit_q, fitted_q_evaluation
+from mtr.rl.fitted_q import fit_q
 from mtr.rl.policies import learned, learned_probabilities, rollout_in_env
 from mtr.rl.trajectories import collect_journeys, journey_truth
 from mtr.sim.config import WorldConfig
-from mtr.sim.rollout import logging_policy
+from mtr.sim.rollout import logging_policy, most_engaging
 
 WORN = WorldConfig(long_term_strength=2.0)
 
@@ -26,18 +26,36 @@ def test_the_environment_rollout_of_the_logging_policy_is_its_truth() -> None:
     np.testing.assert_allclose(ours["conversions"], truth["conversions"], rtol=1e-9)
 
 
-def test_fitted_q_iteration_sends_less_and_keeps_more_active_days_where_sends_wear_users_out() -> None:
-    users, first, horizon = 400, 14, 28
+def test_the_learned_policy_follows_a_reward_it_can_read_and_sends_what_the_logging_policy_would() -> None:
+    users, first, horizon = 200, 8, 12
     days = first + horizon + 2
     _, journeys = collect_journeys(users, days, 0, WORN, first, horizon)
-    fitted = fit_q(journeys, journeys.reward({"active": 1.0}), None, pretraining_epochs=3, representation_rounds=1)
-    ours = rollout_in_env(users, days, 0, WORN, first, horizon, learned(fitted))
     logged = journey_truth(users, days, 0, WORN, first, horizon, logging_policy())
-    assert ours["sends"].mean() < 0.5 * logged["sends"].mean()
-    assert (ours["active"] - logged["active"]).mean() > 0.3  # active days per user over 4 weeks
-    journeys.targets["learned"] = learned_probabilities(fitted, journeys)
-    valued = fitted_q_evaluation(journeys, journeys.reward({"active": 1.0}), "learned")
-    assert valued.value == pytest.approx(ours["active"].mean(), rel=0.1)
+    quick = {"pretraining_epochs": 2, "representation_rounds": 1}
+    costly = fit_q(journeys, journeys.reward({"sends": -1.0}), None, **quick)
+    assert rollout_in_env(users, days, 0, WORN, first, horizon, learned(costly))["sends"].sum() == 0
+    wanted = fit_q(journeys, journeys.reward({"sends": 1.0}), None, **quick)
+    probabilities = learned_probabilities(wanted, journeys)
+    sends = probabilities[:, :-1, 1:].sum(2)  # the logged states where the policy sends
+    assert sends.mean() > 0.95
+    logging_sends = journeys.logging[:, :-1, 1:]
+    conditional = logging_sends / np.maximum(logging_sends.sum(2, keepdims=True), 1e-300)
+    np.testing.assert_allclose(probabilities[:, :-1, 1:][sends > 0], conditional[sends > 0], atol=1e-9)
+    assert rollout_in_env(users, days, 0, WORN, first, horizon, learned(wanted))["sends"].mean() > 1.5 * (
+        logged["sends"].mean()
+    )
+
+
+@pytest.mark.slow
+def test_at_the_default_scale_the_learned_policy_keeps_more_active_days_than_the_myopic_one() -> None:
+    world, users, first, horizon = WorldConfig(long_term_strength=1.0), 800, 28, 56
+    days = first + horizon + 2
+    _, journeys = collect_journeys(users, days, 0, world, first, horizon)
+    fitted = fit_q(journeys, journeys.reward({"active": 1.0}), None)
+    ours = rollout_in_env(users, days, 0, world, first, horizon, learned(fitted))
+    myopic = journey_truth(users, days, 0, world, first, horizon, most_engaging)
+    assert (ours["active"] - myopic["active"]).mean() > 1.0  # active days per user over 8 weeks
+    assert ours["sends"].mean() < myopic["sends"].mean() and ours["unsubscribes"].mean() < myopic["unsubscribes"].mean()
 
 
 def test_the_exported_policy_decides_as_the_fitted_one_and_refuses_an_edited_program(tmp_path) -> None:

@@ -5,7 +5,8 @@ names in input order (`mtr.rl.features`), the horizon, the reward the policy was
 from and its off-policy value, and the SHA-256 of the program. The program takes
 
     state [B, S] float32, to_go [B] float32 (steps left including this one, 1 .. horizon),
-    candidates [C, F] float32 (row 0 "send nothing"), allowed [B, C] bool, logging [B, C] float32
+    candidates [C, F] float32 (row 0 "send nothing"; C >= 3, pad with disallowed rows), allowed [B, C] bool,
+    logging [B, C] float32
 
 and returns q [B, C] and probabilities [B, C]: send nothing where its Q beats the logging policy's average allowed
 send, else the logging policy's send probabilities (`mtr.models.candidate_q.send_gate`); the caller draws the
@@ -67,7 +68,7 @@ def export_long_term_policy(
         raise InputError(f"long-term policy export: the description lacks {missing}")
     program = GatedQProgram(network.eval())
     examples = _example_inputs(len(described["state_features"]), len(described["candidate_features"]), network)
-    batch, width = torch.export.Dim("batch", min=1, max=1 << 20), torch.export.Dim("candidates", min=2, max=4096)
+    batch, width = torch.export.Dim("batch", min=1, max=1 << 20), torch.export.Dim("candidates", min=3, max=4096)
     dynamic = ({0: batch}, {0: batch}, {0: width}, {0: batch, 1: width}, {0: batch, 1: width})
     with torch.no_grad():
         exported = torch.export.export(program, examples, dynamic_shapes=dynamic, strict=False)
