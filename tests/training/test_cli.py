@@ -26,6 +26,7 @@ YAML_COMMANDS: dict[str, list[str]] = {
     "configs/sim/*.yaml": ["simulate", "--config"],
     "configs/tune/*.yaml": ["tune", "--config"],
     "configs/ab/*.yaml": ["ab", "simulate", "--config"],
+    "configs/long_term/*.yaml": ["long-term", "--config"],
     "experiments/census_mmoe/*.yaml": ["fit", "--config", "experiments/census_mmoe/common.yaml", "--config"],
     "experiments/*/world.yaml": ["simulate", "--config"],
     "experiments/task_correlation/*.yaml": ["fit", "--config", "experiments/task_correlation/common.yaml", "--config"],
