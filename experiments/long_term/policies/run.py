@@ -7,7 +7,8 @@ days with common random numbers; its decision days 28 .. 83 (8 weeks) are the lo
 (`mtr.rl.trajectories`). From them only:
 - fitted-Q evaluation (`mtr.rl.fitted_q`) and the per-decision doubly robust estimate value each policy's 8 weeks
   of active days (the sum of the next day's drawn activity over the 56 decisions);
-- fitted-Q iteration learns when to send (`mtr.models.candidate_q.send_gate`: send nothing where its Q beats
+- fitted-Q iteration, on another log of the same world (seed + 100: other users, catalog and luck), learns when
+  to send (`mtr.models.candidate_q.send_gate`: send nothing where its Q beats
   the logging policy's average send, else send as the logging policy would) for two rewards: active days
   alone, and active days + 10 x conversions.
 Each policy then decides those 56 days on the same users and luck (`journey_truth`, `rollout_in_env`), and the
@@ -51,6 +52,7 @@ LEARNED = {
 }
 VALUED = {"active": 1.0}  # what FQE and PDDR estimate: the 8 weeks' active days
 SIGNALS = ("active", "conversions", "sends", "opens", "unsubscribes")
+LEARNING_SEED_OFFSET = 100  # the learned policies' training log: the world of seed + 100
 
 
 def estimates(journeys: LoggedJourneys, name: str) -> dict[str, float]:
@@ -69,8 +71,11 @@ def one_world(strength: float, seed: int) -> dict[str, dict[str, float]]:
         truth = journey_truth(USERS, DAYS, seed, world, FIRST_DAY, HORIZON, policy)
         per_user[name] = truth["active"]
         rows[name] = {**{s: float(truth[s].mean()) for s in SIGNALS}, **estimates(journeys, name)}
+    # Learned from another log of the same world (other users, catalog and luck), valued on this one: a policy
+    # valued on the logs it was fitted to would look better than it is.
+    _, training = collect_journeys(USERS, DAYS, seed + LEARNING_SEED_OFFSET, world, FIRST_DAY, HORIZON)
     for name, weights in LEARNED.items():
-        fitted = fit_q(journeys, journeys.reward(weights), None, seed=seed)
+        fitted = fit_q(training, training.reward(weights), None, seed=seed)
         truth = rollout_in_env(USERS, DAYS, seed, world, FIRST_DAY, HORIZON, learned(fitted))
         per_user[name] = truth["active"]
         journeys.targets[name] = learned_probabilities(fitted, journeys)

@@ -2,9 +2,10 @@
 truth.
 
 The logging policy runs a world of the simulator with common random numbers; its decision days [first_day,
-first_day + horizon) are the logged journeys (`mtr.rl.trajectories`). From those logs alone, fitted-Q iteration
-learns when to send for the reward (`mtr.models.candidate_q.send_gate`), and fitted-Q evaluation, per-decision
-importance sampling and per-decision DR value each policy's reward over the horizon: the logging policy, a
+first_day + horizon) are the logged journeys (`mtr.rl.trajectories`). From another log of the same world,
+fitted-Q iteration learns when to send for the reward (`mtr.models.candidate_q.send_gate`); from this one,
+fitted-Q evaluation, per-decision importance sampling and per-decision DR value each policy's reward over the
+horizon: the logging policy, a
 lighter sender (none_share 0.8), the myopic one (highest true open probability), "send nothing" and the learned
 one. Then each policy decides those days on the same users and luck, and the simulator's truth is its row. The
 learned policy is exported as a serving artifact (`mtr.serving.long_term`).
@@ -42,6 +43,7 @@ def long_term(
     first_day: int = 28,
     horizon: int = 56,
     seed: int = 0,
+    learning_seed: int | None = None,
     world: WorldConfig = WorldConfig(long_term_strength=1.0),  # noqa: B008 (frozen dataclass)
     reward: dict[str, float] | None = None,
     overwrite: bool = False,
@@ -56,7 +58,9 @@ def long_term(
         users: users of the simulated world.
         first_day: the log's first decision day of the journeys (the logging policy decides before it).
         horizon: decision days of the journeys (56: 8 weeks).
-        seed: the world's seed (users, catalog and luck).
+        seed: the world's seed (users, catalog and luck) whose log every policy is valued on.
+        learning_seed: the seed of the log the policy is learned from (default seed + 100: other users, catalog
+            and luck of the same world); a policy valued on the log it was fitted to would look better than it is.
         world: the world's knobs; long_term_strength sets how much sends wear users out.
         reward: weights of the per-day signals (active, conversions, opens, sends, unsubscribes) the policy is
             learned for and valued on; default: active days alone.
@@ -81,7 +85,9 @@ def long_term(
     with atomic_output_dir(out, "long-term", overwrite) as folder:
         _, journeys = collect_journeys(users, days, seed, world, first_day, horizon, targets)
         rewards = journeys.reward(weights)
-        fitted = fit_q(journeys, rewards, None, seed=seed)
+        learning_seed = seed + 100 if learning_seed is None else learning_seed
+        _, training = collect_journeys(users, days, learning_seed, world, first_day, horizon)
+        fitted = fit_q(training, training.reward(weights), None, seed=seed)
         journeys.targets[LEARNED] = learned_probabilities(fitted, journeys)
         truths = {name: journey_truth(users, days, seed, world, first_day, horizon, p) for name, p in policies.items()}
         truths[LEARNED] = rollout_in_env(users, days, seed, world, first_day, horizon, learned(fitted))
@@ -98,12 +104,24 @@ def long_term(
             "state_features": list(state_names()),
             "candidate_features": list(action_names(world.hours)),
             "reward": weights,
-            "learned_from": {"simulator_seed": seed, "users": users, "first_day": first_day, "world": vars(world)},
+            "learned_from": {
+                "simulator_seed": learning_seed,
+                "users": users,
+                "first_day": first_day,
+                "world": vars(world),
+            },
             "fqe_value": rows[LEARNED]["estimates"]["fqe"],
         }
         export_long_term_policy(fitted.network, described, folder / "policy")
         results = {
-            "config": {"users": users, "first_day": first_day, "horizon": horizon, "seed": seed, "reward": weights},
+            "config": {
+                "users": users,
+                "first_day": first_day,
+                "horizon": horizon,
+                "seed": seed,
+                "learning_seed": learning_seed,
+                "reward": weights,
+            },
             "world": vars(world),
             "policies": rows,
         }
