@@ -20,8 +20,10 @@ def test_the_environment_rollout_of_the_logging_policy_is_its_truth() -> None:
     users, days, first, horizon = 120, 30, 10, 15
     ours = rollout_in_env(users, days, 4, WORN, first, horizon, None)
     truth = journey_truth(users, days, 4, WORN, first, horizon, logging_policy())
-    for signal in ("sends", "opens", "unsubscribes"):
+    assert set(ours) == set(truth)
+    for signal in ("sends", "opens", "unsubscribes", "reachable_push", "reachable_email", "reachable_in_app"):
         np.testing.assert_array_equal(ours[signal], truth[signal])
+    assert truth["reachable_email"].mean() < 1.0 and truth["reachable_push"].mean() < 1.0  # some left, some web
     np.testing.assert_allclose(ours["active"], truth["active"], rtol=1e-12)
     np.testing.assert_allclose(ours["conversions"], truth["conversions"], rtol=1e-9)
 

@@ -12,7 +12,8 @@ days with common random numbers; its decision days 28 .. 83 (8 weeks) are the lo
   the logging policy's average send, else send as the logging policy would) for two rewards: active days
   alone, and active days + 10 x conversions.
 Each policy then decides those 56 days on the same users and luck (`journey_truth`, `rollout_in_env`), and the
-truth's expected active days and conversions, and the drawn sends, opens and opt-outs, per user, are its row.
+truth's expected active days and conversions, the drawn sends, opens and opt-outs per user, and the share of
+users still reachable by email and push at the end are its row.
 The policies: the logging policy, a lighter sender (none_share 0.8), the myopic one (the highest true open
 probability every day), "send nothing", and the two learned ones. Intervals are 95% over the 3 seeds (t, 2
 degrees of freedom); "against myopic" is the paired difference on the same users per seed.
@@ -51,7 +52,7 @@ LEARNED = {
     "FQI, active days + 10 x conversions": {"active": 1.0, "conversions": 10.0},
 }
 VALUED = {"active": 1.0}  # what FQE and PDDR estimate: the 8 weeks' active days
-SIGNALS = ("active", "conversions", "sends", "opens", "unsubscribes")
+SIGNALS = ("active", "conversions", "sends", "opens", "unsubscribes", "reachable_email", "reachable_push")
 LEARNING_SEED_OFFSET = 100  # the learned policies' training log: the world of seed + 100
 
 
@@ -118,8 +119,8 @@ def table(results: dict) -> str:
     lines = [
         "| long_term_strength | policy | true active days per user, 8 weeks | FQE | FQE error against truth | PDDR | "
         "against myopic (true, same users) | conversions per user | sends per user | opens per user | "
-        "opt-outs per user |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "opt-outs per user | reachable by email, push at the end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for strength, rows in results["strengths"].items():
         for name, row in rows.items():
@@ -128,7 +129,8 @@ def table(results: dict) -> str:
                 f"| {strength} | {name} | {cell(row['active'])} | {cell(row['fqe'])} | "
                 f"{np.mean(errors):+.1%} ({', '.join(f'{e:+.1%}' for e in errors)}) | {cell(row['pddr'])} | "
                 f"{cell(row['active_against_myopic'], signed=True)} | {cell(row['conversions'], 3)} | "
-                f"{cell(row['sends'], 1)} | {cell(row['opens'], 1)} | {cell(row['unsubscribes'], 3)} |"
+                f"{cell(row['sends'], 1)} | {cell(row['opens'], 1)} | {cell(row['unsubscribes'], 3)} | "
+                f"{cell(row['reachable_email'], 3)}, {cell(row['reachable_push'], 3)} |"
             )
     lines.append(f"\nRun time: {results['run_seconds']:.0f} s on the 2-core machine.")
     return "\n".join(lines)

@@ -70,7 +70,7 @@ def long_term(
     import numpy as np
 
     from mtr.io import atomic_output_dir, write_json
-    from mtr.rl.features import REWARD_SIGNALS, action_names, check_reward_weights, state_names
+    from mtr.rl.features import action_names, check_reward_weights, state_names
     from mtr.rl.fitted_q import fit_q, off_policy_values
     from mtr.rl.policies import learned, learned_probabilities, rollout_in_env
     from mtr.rl.trajectories import collect_journeys, journey_truth
@@ -98,7 +98,7 @@ def long_term(
             rows[name] = {
                 "estimates": {e: {"value": v.value, "interval": list(v.interval)} for e, v in estimates.items()},
                 "true_value": float(np.mean(true_value)),
-                "truth_per_user": {signal: float(truth[signal].mean()) for signal in REWARD_SIGNALS},
+                "truth_per_user": {signal: float(values.mean()) for signal, values in truth.items()},
             }
         described = {
             "state_features": list(state_names()),

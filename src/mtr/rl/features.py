@@ -70,9 +70,17 @@ def user_state(
     past = sent[:, : max(day, 1)]  # day 0 has no past: one column keeps argmax defined, `any` masks it out
     last = np.where(sent[:, :day].any(1), day - 1 - np.argmax(past[:, ::-1], axis=1), -NEVER)
     since = np.minimum(day - last, DAYS_SINCE_CAP)[:, None] / DAYS_SINCE_CAP
-    reachable = unsubscribe_day >= day
-    reachable[:, 0] &= users.platform != PLATFORMS.index("web")
-    return np.concatenate([*attributes, *recent, decayed, since, reachable], axis=1).astype(np.float32)
+    return np.concatenate(
+        [*attributes, *recent, decayed, since, reachable(users, unsubscribe_day, day)], axis=1
+    ).astype(np.float32)
+
+
+def reachable(users: Population, unsubscribe_day: np.ndarray, day: int) -> np.ndarray:
+    """[U, 3] whether each user can still be reached on push, email and in-app at `day` 00:00: it has not left
+    the channel before, and push needs an app (not the web platform)."""
+    reach = unsubscribe_day >= day
+    reach[:, 0] &= users.platform != PLATFORMS.index("web")
+    return reach
 
 
 def action_names(hours: tuple[int, ...]) -> tuple[str, ...]:

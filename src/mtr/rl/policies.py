@@ -16,7 +16,7 @@ import torch
 from mtr.rl.env import MessagingEnv
 from mtr.rl.features import REWARD_SIGNALS
 from mtr.rl.fitted_q import FittedQ, gated_probabilities
-from mtr.rl.trajectories import LoggedJourneys
+from mtr.rl.trajectories import LoggedJourneys, reachable_at_end
 from mtr.sim.config import WorldConfig
 
 # A policy in the environment: (observation, info, steps left in the horizon including this one) -> [U, C]
@@ -47,7 +47,8 @@ def rollout_in_env(
     policy: PolicyRule | None,
 ) -> dict[str, np.ndarray]:
     """[U] per reward signal: what `policy`, deciding the days [first_day, first_day + horizon) after the logging
-    policy, brings each user over them (None: the logging policy goes on). Choices are drawn with the world's
+    policy, brings each user over them (None: the logging policy goes on), and whether the user is still
+    reachable on each channel after them (`reachable_push`, ...), as `journey_truth`. Choices are drawn with the world's
     common random numbers, as the logging policy's are."""
     env = MessagingEnv(n_users, days, seed, world)
     observation, info = env.reset(seed=seed)
@@ -61,7 +62,7 @@ def rollout_in_env(
         if day >= first_day:
             for name in REWARD_SIGNALS:
                 totals[name] += info["reward"][name]
-    return totals
+    return {**totals, **reachable_at_end(env.users, env.loop.unsubscribe_day, first_day + horizon)}
 
 
 def learned_probabilities(fitted: FittedQ, journeys: LoggedJourneys) -> np.ndarray:

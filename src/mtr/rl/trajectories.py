@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.rl.features import action_features, check_reward_weights, user_state
+from mtr.rl.features import CHANNELS, action_features, check_reward_weights, reachable, user_state
 from mtr.sim.config import WorldConfig
 from mtr.sim.engine import DayView, Policy, SimulatedLog, run_days
 from mtr.sim.history import NEVER
+from mtr.sim.population import Population
 from mtr.sim.rollout import drawn_activity, drawn_conversions, expected_active_days_between, expected_conversions
 
 
@@ -194,7 +195,7 @@ def journey_truth(
     """[U] per signal: what `policy`, deciding the days [first_day, first_day + horizon) of the world of `seed`
     after the logging policy, brings each user over them, on the same users and luck as `collect_journeys`:
     the truth's expected active days of the next days and expected conversions, the drawn opens, sends and
-    opt-outs."""
+    opt-outs, and whether it is still reachable on each channel after the last day (`reachable_push`, ...)."""
     log = run_days(
         np.random.default_rng(seed), n_users, days, world, policy=switched_at(first_day, policy), common_draws=seed
     )
@@ -205,4 +206,11 @@ def journey_truth(
         "opens": log.engaged[:, steps].sum(1).astype(np.float64),
         "sends": log.history.sent[:, steps].sum(1).astype(np.float64),
         "unsubscribes": log.unsubscribed[:, steps].sum(1).astype(np.float64),
+        **reachable_at_end(log.users, unsubscribe_days(log), first_day + horizon),
     }
+
+
+def reachable_at_end(users: Population, unsubscribe_day: np.ndarray, day: int) -> dict[str, np.ndarray]:
+    """`reachable_{channel}` -> [U] 1.0 where the user can still be reached on the channel at `day`."""
+    reach = reachable(users, unsubscribe_day, day).astype(np.float64)
+    return {f"reachable_{channel}": reach[:, index] for index, channel in enumerate(CHANNELS)}
