@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "ope": 5,
     "pareto": 6,
     "tuning": 6,
-    "rl": 6,  # the long-term track: the simulator's environment now; off-policy estimates and models to come
+    "rl": 6,  # the long-term track: environment, logged journeys, fitted-Q evaluation and learning
 }
 # Serving runs in production: it may use only these, whatever their layers.
 SERVING_MAY_IMPORT = {"data.preprocess", "data.batch", "models", "scoring"}

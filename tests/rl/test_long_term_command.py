@@ -26,17 +26,19 @@ def test_long_term_values_every_policy_beside_its_truth_and_exports_the_learned_
         "send nothing",
         "learned (FQI send gate)",
     }
-    for row in policies.values():
-        for estimate in row["estimates"].values():
-            low, high = estimate["interval"]
-            assert low <= estimate["value"] <= high
-        assert row["truth_per_user"]["sends"] >= 0
     logging = policies["logging"]
     low, high = logging["estimates"]["fqe"]["interval"]
     assert low < logging["true_value"] < high
     assert policies["send nothing"]["truth_per_user"]["sends"] == 0
+    learned, myopic = policies["learned (FQI send gate)"], policies["myopic (most engaging)"]
+    assert learned["truth_per_user"]["sends"] < myopic["truth_per_user"]["sends"]
+    assert (
+        0 < myopic["truth_per_user"]["reachable_email"] < policies["send nothing"]["truth_per_user"]["reachable_email"]
+    )
     loaded = LongTermPolicy.load(tmp_path / "lt" / "policy")
     assert loaded.manifest["reward"] == {"active": 1.0} and loaded.manifest["horizon"] == 10
+    assert loaded.manifest["fqe_value"] == learned["estimates"]["fqe"]
+    assert results["config"]["learning_seed"] == 100
     printed = capsys.readouterr().out
     assert "learned (FQI send gate)" in printed and "FQE" in printed
 

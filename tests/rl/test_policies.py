@@ -84,7 +84,15 @@ def test_the_exported_policy_decides_as_the_fitted_one_and_refuses_an_edited_pro
         observation, _, _, _, info = env.step(env.common_actions(probabilities))
     assert sent > 0  # the comparison covered states where the policy sends
 
+    (tmp_path / "policy" / "extra.bin").write_bytes(b"not listed")
+    with pytest.raises(InputError, match=r"file\(s\) \['extra.bin'\] not listed"):
+        LongTermPolicy.load(tmp_path / "policy")
+    (tmp_path / "policy" / "extra.bin").unlink()
     program = tmp_path / "policy" / "program.pt2"
     program.write_bytes(program.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(InputError, match="checksum mismatch for 'program.pt2'"):
+        LongTermPolicy.load(tmp_path / "policy")
+    manifest = tmp_path / "policy" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"program.pt2":', '"renamed.pt2":'))
+    with pytest.raises(InputError, match="must list program.pt2"):
         LongTermPolicy.load(tmp_path / "policy")

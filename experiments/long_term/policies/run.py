@@ -4,13 +4,13 @@
 
 For each long_term_strength (0 and 1) and seed (0, 1, 2), the logging policy runs a world of 800 users for 86
 days with common random numbers; its decision days 28 .. 83 (8 weeks) are the logged journeys
-(`mtr.rl.trajectories`). From them only:
-- fitted-Q evaluation (`mtr.rl.fitted_q`) and the per-decision doubly robust estimate value each policy's 8 weeks
-  of active days (the sum of the next day's drawn activity over the 56 decisions);
-- fitted-Q iteration, on another log of the same world (seed + 100: other users, catalog and luck), learns when
-  to send (`mtr.models.candidate_q.send_gate`: send nothing where its Q beats
-  the logging policy's average send, else send as the logging policy would) for two rewards: active days
-  alone, and active days + 10 x conversions.
+(`mtr.rl.trajectories`):
+- from them only, fitted-Q evaluation (`mtr.rl.fitted_q`) and the per-decision doubly robust estimate value each
+  policy's 8 weeks of active days (the sum of the next day's drawn activity over the 56 decisions);
+- from another log of the same world (seed + 100: other users, catalog and luck), fitted-Q iteration learns
+  when to send (`mtr.models.candidate_q.send_gate`: send nothing where its Q beats the logging policy's average
+  send, else one of the logging policy's sends in its proportions) for two rewards: active days alone, and
+  active days + 10 x conversions.
 Each policy then decides those 56 days on the same users and luck (`journey_truth`, `rollout_in_env`), and the
 truth's expected active days and conversions, the drawn sends, opens and opt-outs per user, and the share of
 users still reachable by email and push at the end are its row.
@@ -28,25 +28,19 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from mtr.experiments.long_term import simulated_policies
 from mtr.io import write_json, write_results_section
 from mtr.rl.fitted_q import fit_q, off_policy_values
 from mtr.rl.policies import learned, learned_probabilities, rollout_in_env
 from mtr.rl.trajectories import LoggedJourneys, collect_journeys, journey_truth
 from mtr.sim.config import WorldConfig
-from mtr.sim.engine import Policy
-from mtr.sim.rollout import logging_policy, most_engaging, send_nothing
 
 HERE = Path(__file__).resolve().parent
 STRENGTHS = (0.0, 1.0)
 SEEDS = (0, 1, 2)
 USERS, FIRST_DAY, HORIZON = 800, 28, 56
 DAYS = FIRST_DAY + HORIZON + 2
-SIMULATED: dict[str, Policy] = {
-    "logging": logging_policy(),
-    "lighter (none_share 0.8)": logging_policy(none_share=0.8),
-    "myopic (most engaging)": most_engaging,
-    "send nothing": send_nothing,
-}
+SIMULATED = simulated_policies()  # the policies `mtr long-term` values, the logging policy first
 LEARNED = {
     "FQI, active days": {"active": 1.0},
     "FQI, active days + 10 x conversions": {"active": 1.0, "conversions": 10.0},

@@ -70,7 +70,7 @@ def long_term(
     import numpy as np
 
     from mtr.io import atomic_output_dir, write_json
-    from mtr.rl.features import action_names, check_reward_weights, state_names
+    from mtr.rl.features import action_names, check_reward_weights, state_names, weighted_reward
     from mtr.rl.fitted_q import fit_q, off_policy_values
     from mtr.rl.policies import learned, learned_probabilities, rollout_in_env
     from mtr.rl.trajectories import collect_journeys, journey_truth
@@ -94,7 +94,7 @@ def long_term(
         rows = {}
         for name, truth in truths.items():
             estimates = off_policy_values(journeys, rewards, name, seed=seed)
-            true_value = sum(w * truth[signal] for signal, w in weights.items())
+            true_value = weighted_reward(truth, weights)
             rows[name] = {
                 "estimates": {e: {"value": v.value, "interval": list(v.interval)} for e, v in estimates.items()},
                 "true_value": float(np.mean(true_value)),

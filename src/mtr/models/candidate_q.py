@@ -49,7 +49,8 @@ class CandidateQNetwork(nn.Module):
 def send_gate(q: torch.Tensor, allowed: torch.Tensor, logging: torch.Tensor) -> torch.Tensor:
     """[B, C] the learned policy's probabilities from the values `q` [B, C] of each state's candidates: send nothing
     where its value is at least that of the logging policy's average send (its send probabilities renormalised
-    over the allowed sends), else send as the logging policy would.
+    over the allowed sends), else send one of the logging policy's sends, in its proportions (with probability 1:
+    the logging policy itself sends nothing with some probability everywhere).
 
     What is learned is when to send, the decision whose long-term value differs between policies; which message
     goes is the logging policy's choice, so the policy never leaves the log's support. Comparing one value with

@@ -5,8 +5,9 @@ per user (send nothing, or one of the day's send actions) and runs the simulator
 share the catalog and the day and all episodes end together after `days` days. The world's draws are common random
 numbers (`run_days(common_draws=...)`): the first episode after `reset(seed=s)` (or after construction, with
 `seed`) draws opens and opt-outs as `run_days(default_rng(s), ..., common_draws=s)` does, and activity as
-`drawn_activity(log, s)`, so replaying that run's choices reproduces its log. Later episodes restart the same
-users and catalog with fresh draws.
+`drawn_activity(log, s)`, so replaying that run's choices reproduces its log when `s` is the constructor's seed
+(the users and catalog are the constructor's whatever `s`). Later episodes restart the same users and catalog
+with fresh draws.
 
 Autoreset follows gymnasium's next-step mode: the step of the last day returns `truncated` True for every user
 (the horizon ends the episode, not the user), its observation is the state after the last day with only "send
@@ -31,7 +32,14 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from mtr.errors import InputError
-from mtr.rl.features import action_features, action_names, check_reward_weights, state_names, user_state
+from mtr.rl.features import (
+    action_names,
+    check_reward_weights,
+    decision_features,
+    state_names,
+    user_state,
+    weighted_reward,
+)
 from mtr.sim.config import WorldConfig
 from mtr.sim.engine import DayLoop, DayOutcome, draw_world
 from mtr.sim.outcomes import (
@@ -134,7 +142,7 @@ class MessagingEnv(VectorEnv):
         choice = self.check_actions(actions)
         outcome = self.loop.step(self.decision, choice)
         signals = self.signals(outcome)
-        reward = sum((weight * signals[name] for name, weight in self.reward_weights.items()), np.zeros(self.num_envs))
+        reward = weighted_reward(signals, self.reward_weights)
         if self.loop.day < self.days:
             self.decision = self.loop.decide()
         self.needs_reset = self.loop.day == self.days
@@ -237,15 +245,7 @@ class MessagingEnv(VectorEnv):
         n_features = self.single_observation_space["candidates"].shape[1]
         candidates = np.zeros((self.max_actions + 1, n_features), np.float32)
         if loop.day < self.days:
-            d, c = self.decision, self.catalog
-            rows = action_features(
-                c.message_type[d.message],
-                c.topic[d.message],
-                c.has_discount[d.message],
-                d.channel,
-                d.hour,
-                self.world.hours,
-            )
+            rows = decision_features(self.catalog, self.decision, self.world.hours)
             candidates[: len(rows)] = rows
         state = user_state(self.users, loop.history.sent, loop.engaged, self.active, loop.unsubscribe_day, loop.day)
         return {

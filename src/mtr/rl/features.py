@@ -15,11 +15,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.sim.config import AGE_BUCKETS, COUNTRIES, MESSAGE_TYPES, PLANS, PLATFORMS, TOPICS, WEARINESS_HALF_LIFE_DAYS
+from mtr.schema import CHANNELS
+from mtr.sim.catalog import Catalog
+from mtr.sim.config import AGE_BUCKETS, COUNTRIES, MESSAGE_TYPES, PLANS, PLATFORMS, TOPICS
 from mtr.sim.history import NEVER
+from mtr.sim.logging_policy import Decision
+from mtr.sim.outcomes import weariness_weights
 from mtr.sim.population import Population
 
-CHANNELS = ("push", "email", "in_app")
 RECENT_WINDOWS = (7, 28)  # days of the recent-behaviour counts
 DAYS_SINCE_CAP = 28  # "days since the last send" saturates here (and for users never sent)
 
@@ -65,8 +68,8 @@ def user_state(
         for past in (sent, engaged, active)
         for days in RECENT_WINDOWS
     ]
-    lags = day - 1 - np.arange(day)  # 0 for yesterday's sends
-    decayed = (sent[:, :day] * np.exp2(-lags / WEARINESS_HALF_LIFE_DAYS)).sum(1, keepdims=True) / 10.0
+    lags = day - np.arange(day)  # 1 for yesterday's sends
+    decayed = (sent[:, :day] * weariness_weights(lags)).sum(1, keepdims=True) / 10.0
     past = sent[:, : max(day, 1)]  # day 0 has no past: one column keeps argmax defined, `any` masks it out
     last = np.where(sent[:, :day].any(1), day - 1 - np.argmax(past[:, ::-1], axis=1), -NEVER)
     since = np.minimum(day - last, DAYS_SINCE_CAP)[:, None] / DAYS_SINCE_CAP
@@ -128,6 +131,19 @@ def action_features(
     return np.concatenate([np.zeros((1, sends.shape[1]), np.float32), sends])
 
 
+def decision_features(catalog: Catalog, decision: Decision, hours: tuple[int, ...]) -> np.ndarray:
+    """[1 + A, F] `action_features` of a day's decision: "send nothing", then its send actions."""
+    message = decision.message
+    return action_features(
+        catalog.message_type[message],
+        catalog.topic[message],
+        catalog.has_discount[message],
+        decision.channel,
+        decision.hour,
+        hours,
+    )
+
+
 # The per-step signals a reward can weigh, in the environment and in logged journeys.
 REWARD_SIGNALS = ("active", "opens", "conversions", "sends", "unsubscribes")
 
@@ -141,3 +157,13 @@ def check_reward_weights(reward_weights: Mapping[str, float]) -> dict[str, float
         if not isinstance(weight, int | float) or not np.isfinite(weight):
             raise InputError(f"reward_weights: the weight of {name!r} must be a finite number, got {weight!r}")
     return {name: float(weight) for name, weight in weights.items()}
+
+
+def weighted_reward(signals: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """The reward: the weighted sum of named signals (arrays of one shape), each weight checked."""
+    checked = check_reward_weights(weights)
+    missing = sorted(set(checked) - set(signals))
+    if missing:
+        raise InputError(f"reward: signals {missing} are not among {sorted(signals)}")
+    shape = np.shape(next(iter(signals.values())))
+    return sum((weight * np.asarray(signals[name]) for name, weight in checked.items()), np.zeros(shape))

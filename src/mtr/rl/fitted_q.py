@@ -7,9 +7,11 @@ day to day, and takes the steps still to go as an input, so that all steps share
 the mean reward per remaining step, times the steps to go, which keeps one output scale across the horizon.
 
 Each iteration fits Q to the targets r_t + V(s_{t+1}) of the previous iteration's network, with
-V(s) = sum_a pi(a | s) Q(s, a) for evaluation (Le, Voloshin and Yue 2019) or max over the eligible a for
-learning (Ernst et al. 2005, fitted-Q iteration); after H iterations the targets of every step have propagated
-from the horizon's end. The per-decision importance sampling and doubly robust estimators (Jiang and Li 2016)
+V(s) = sum_a pi(a | s) Q(s, a) for evaluation (Le, Voloshin and Yue 2019) or, for learning (fitted-Q iteration,
+Ernst et al. 2005), the value of the learned policy's choice: the better of "send nothing" and the logging
+policy's average send (`mtr.models.candidate_q.send_gate`; a maximum over every candidate chases the noisiest
+values); after H iterations the targets of every step have propagated from the horizon's end. The
+per-decision importance sampling and doubly robust estimators (Jiang and Li 2016)
 use the same Q as their model: with H = 1 the doubly robust one is the contextual-bandit DR of
 `mtr.ope.estimators`.
 

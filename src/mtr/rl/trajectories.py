@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtr.errors import InputError
-from mtr.rl.features import CHANNELS, action_features, check_reward_weights, reachable, user_state
+from mtr.rl.features import CHANNELS, decision_features, reachable, user_state, weighted_reward
 from mtr.sim.config import WorldConfig
 from mtr.sim.engine import DayView, Policy, SimulatedLog, run_days
 from mtr.sim.history import NEVER
@@ -64,8 +64,7 @@ class LoggedJourneys:
 
     def reward(self, weights: Mapping[str, float]) -> np.ndarray:
         """[U, H] the weighted sum of the named reward signals."""
-        checked = check_reward_weights(weights)
-        return sum((w * self.signals[name] for name, w in checked.items()), np.zeros(self.chosen.shape))
+        return weighted_reward(self.signals, weights)
 
     def policy(self, name: str) -> np.ndarray:
         """[U, H + 1, C] the probabilities of a target policy, or of the logging policy (`logging`)."""
@@ -87,10 +86,10 @@ def collect_journeys(
 ) -> tuple[SimulatedLog, LoggedJourneys]:
     """Run the logging policy on the world of `seed` (common random numbers, as `mtr.sim.rollout`) and cut the
     decision days [first_day, first_day + horizon] into journeys; `targets` are asked at every one of them."""
-    if first_day < 0 or horizon < 1 or first_day + horizon + 1 >= days:
+    if first_day < 0 or horizon < 1 or first_day + horizon >= days:
         raise InputError(
             f"journeys: days [{first_day}, {first_day + horizon}] and the activity of the day after need a run "
-            f"longer than {first_day + horizon + 1} days, got days={days}"
+            f"of at least {first_day + horizon + 1} days, got days={days}"
         )
     window = range(first_day, first_day + horizon + 1)
     asked: dict[str, list[np.ndarray]] = {name: [] for name in targets or {}}
@@ -107,7 +106,9 @@ def collect_journeys(
     width = 1 + max(len(view.decision.message) for view in decisions)
     return log, LoggedJourneys(
         states=_states(log, seed, window),
-        candidates=np.stack([_padded(_candidate_features(log, view), width) for view in decisions]),
+        candidates=np.stack(
+            [_padded(decision_features(log.catalog, v.decision, world.hours), width) for v in decisions]
+        ),
         eligible=np.stack([_padded(_with_nothing(view.decision.eligible), width, axis=1) for view in decisions], 1),
         logging=np.stack([_padded(view.decision.probabilities, width, axis=1) for view in decisions], 1),
         chosen=_chosen_columns(log, decisions[:-1]),
@@ -128,18 +129,6 @@ def unsubscribe_days(log: SimulatedLog) -> np.ndarray:
 def _states(log: SimulatedLog, seed: int, window: range) -> np.ndarray:
     active, left = drawn_activity(log, seed), unsubscribe_days(log)
     return np.stack([user_state(log.users, log.history.sent, log.engaged, active, left, day) for day in window], 1)
-
-
-def _candidate_features(log: SimulatedLog, view: DayView) -> np.ndarray:
-    d, catalog = view.decision, log.catalog
-    return action_features(
-        catalog.message_type[d.message],
-        catalog.topic[d.message],
-        catalog.has_discount[d.message],
-        d.channel,
-        d.hour,
-        log.world.hours,
-    )
 
 
 def _with_nothing(eligible: np.ndarray) -> np.ndarray:

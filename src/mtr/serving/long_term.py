@@ -109,7 +109,13 @@ class LongTermPolicy:
             raise InputError(f"{path} is not valid JSON: {error}") from error
         if manifest.get("kind") != KIND:
             raise InputError(f"{path}: field 'kind' must be {KIND!r}, got {manifest.get('kind')!r}")
-        check_listed_files(folder, manifest.get("files", {}))
+        files = manifest.get("files")
+        if not isinstance(files, dict) or PROGRAM_FILE not in files:
+            raise InputError(f"{path}: field 'files' must list {PROGRAM_FILE} with its checksum")
+        horizon = manifest.get("horizon")
+        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+            raise InputError(f"{path}: field 'horizon' must be an integer >= 1, got {horizon!r}")
+        check_listed_files(folder, files)
         return cls(manifest, torch.export.load(folder / PROGRAM_FILE).module())
 
     def probabilities(self, observation: dict[str, np.ndarray], info: dict[str, np.ndarray], to_go: int) -> np.ndarray:

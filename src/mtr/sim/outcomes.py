@@ -228,8 +228,13 @@ def activity_offsets(activity_effect: np.ndarray, horizon_days: int) -> np.ndarr
 def weariness_kernel(world: WorldConfig, lags: np.ndarray) -> np.ndarray:
     """Activity-logit change on a day `lags` days after a send's day: -strength * 0.04 * 2^(-(lag - 1) / 21) from
     the next day on (lag >= 1), 0 before."""
-    decay = np.exp2(-(np.asarray(lags, dtype=np.float64) - 1.0) / WEARINESS_HALF_LIFE_DAYS)
+    decay = weariness_weights(lags)
     return np.where(np.asarray(lags) >= 1, -world.long_term_strength * WEARINESS_EFFECT * decay, 0.0)
+
+
+def weariness_weights(lags: np.ndarray) -> np.ndarray:
+    """How much of a send's weariness is left `lags` days after its day: 2^(-(lag - 1) / 21), 1 on the next day."""
+    return np.exp2(-(np.asarray(lags, dtype=np.float64) - 1.0) / WEARINESS_HALF_LIFE_DAYS)
 
 
 def weariness_offsets(world: WorldConfig, sent: np.ndarray, horizon_days: int) -> np.ndarray:
