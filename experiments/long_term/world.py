@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from mtr.experiments.results import seed_interval
 from mtr.io import write_json, write_results_section
 from mtr.ope.surrogate import SurrogateIndex
 from mtr.sim.config import WorldConfig
@@ -142,13 +143,6 @@ def surrogate_effects(
     return results
 
 
-def interval(values: list[float]) -> dict[str, float | list[float]]:
-    """Mean and 95% t interval over seeds."""
-    mean, n = float(np.mean(values)), len(values)
-    half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "per_seed": values}
-
-
 def main() -> None:
     results = {"users": USERS, "days": DAYS, "seeds": list(SEEDS), "strengths": {}}
     calm = {}
@@ -157,24 +151,25 @@ def main() -> None:
         calm = calm or {seed: r["active_share_of_days"] for seed, r in zip(SEEDS, runs, strict=True)}
         for seed, r in zip(SEEDS, runs, strict=True):  # paired: the same seed's world at strength 0
             r["active_share_change"] = r["active_share_of_days"] - calm[seed]
-        results["strengths"][str(strength)] = {name: interval([r[name] for r in runs]) for name in runs[0]}
+        results["strengths"][str(strength)] = {name: seed_interval([r[name] for r in runs]) for name in runs[0]}
         print(f"strength {strength}: done")
     results["policies"], results["surrogate"] = {}, {}
     for strength in POLICY_STRENGTHS:
         by_seed = {seed: rollouts(strength, seed) for seed in SEEDS}
         runs = [policy_effects(by_seed[seed]) for seed in SEEDS]
         results["policies"][str(strength)] = {
-            name: {figure: interval([r[name][figure] for r in runs]) for figure in runs[0][name]} for name in POLICIES
+            name: {figure: seed_interval([r[name][figure] for r in runs]) for figure in runs[0][name]}
+            for name in POLICIES
         }
         print(f"policies at strength {strength}: done")
         runs = [surrogate_effects(by_seed[seed], strength, seed) for seed in SEEDS]
         results["surrogate"][str(strength)] = {
             weeks: {
-                "rank_correlation": interval([r[weeks]["rank_correlation"] for r in runs]),
-                "r2_on_fitted_population": interval([r[weeks]["r2_on_fitted_population"] for r in runs]),
+                "rank_correlation": seed_interval([r[weeks]["rank_correlation"] for r in runs]),
+                "r2_on_fitted_population": seed_interval([r[weeks]["r2_on_fitted_population"] for r in runs]),
                 "effects": {
                     name: {
-                        kind: interval([r[weeks]["effects"][name][kind] for r in runs])
+                        kind: seed_interval([r[weeks]["effects"][name][kind] for r in runs])
                         for kind in ("true", "predicted")
                     }
                     for name in runs[0][weeks]["effects"]

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from mtr.experiments.long_term import simulated_policies
+from mtr.experiments.results import seed_interval
 from mtr.io import write_json, write_results_section
 from mtr.rl.fitted_q import fit_q, off_policy_values
 from mtr.rl.policies import learned, learned_probabilities, rollout_in_env
@@ -80,13 +80,6 @@ def one_world(strength: float, seed: int) -> dict[str, dict[str, float]]:
     return rows
 
 
-def interval(values: list[float]) -> dict[str, float | list[float]]:
-    """Mean and 95% t interval over seeds."""
-    mean, n = float(np.mean(values)), len(values)
-    half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "per_seed": values}
-
-
 def main() -> None:
     started = time.perf_counter()
     runs = {strength: [one_world(strength, seed) for seed in SEEDS] for strength in STRENGTHS}
@@ -94,7 +87,7 @@ def main() -> None:
         "config": {"users": USERS, "first_day": FIRST_DAY, "horizon": HORIZON, "seeds": list(SEEDS)},
         "strengths": {
             str(strength): {
-                name: {field: interval([run[name][field] for run in seeds]) for field in seeds[0][name]}
+                name: {field: seed_interval([run[name][field] for run in seeds]) for field in seeds[0][name]}
                 for name in seeds[0]
             }
             for strength, seeds in runs.items()

@@ -13,3 +13,13 @@ def write_results(out: Path, results: dict, readme: str, command: str) -> None:
     with atomic_output_dir(out, command) as folder:
         write_json(folder / "results.json", results)
         (folder / "README.md").write_text(readme)
+
+
+def seed_interval(values: list[float]) -> dict[str, float | list[float]]:
+    """Mean over seeds with its 95% t interval (seeds - 1 degrees of freedom), and the values per seed."""
+    import numpy as np
+    from scipy import stats
+
+    mean, n = float(np.mean(values)), len(values)
+    half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "per_seed": values}

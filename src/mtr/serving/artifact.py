@@ -167,14 +167,20 @@ def check_listed_files(folder: Path, files: dict[str, str]) -> dict[str, str]:
     return files
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest_json(folder: Path) -> dict[str, Any]:
+    """The parsed manifest.json of an artifact folder, before any field is checked."""
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise InputError(f"artifact {folder}: no {MANIFEST_FILE} (is it a folder written by mtr export?)")
     try:
-        manifest = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise InputError(f"{path} is not valid JSON: {error}") from error
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST_FILE
+    manifest = read_manifest_json(folder)
     missing = [name for name in REQUIRED_FIELDS if name not in manifest]
     if missing:
         raise InputError(f"{path}: missing field(s) {missing}")

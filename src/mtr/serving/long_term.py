@@ -17,7 +17,6 @@ choice. Loading checks the files as the scoring artifact does
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from torch import nn
 from mtr.errors import InputError
 from mtr.io import atomic_output_dir, sha256_file, write_json
 from mtr.models.candidate_q import CandidateQNetwork, send_gate
-from mtr.serving.artifact import MANIFEST_FILE, PROGRAM_FILE, check_listed_files
+from mtr.serving.artifact import MANIFEST_FILE, PROGRAM_FILE, check_listed_files, read_manifest_json
 from mtr.serving.program import save_program
 
 KIND = "long_term_policy"
@@ -101,12 +100,7 @@ class LongTermPolicy:
     def load(cls, folder: Path | str) -> LongTermPolicy:
         folder = Path(folder)
         path = folder / MANIFEST_FILE
-        if not path.is_file():
-            raise InputError(f"long-term policy {folder}: no {MANIFEST_FILE} (is it a folder mtr exported?)")
-        try:
-            manifest = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path} is not valid JSON: {error}") from error
+        manifest = read_manifest_json(folder)
         if manifest.get("kind") != KIND:
             raise InputError(f"{path}: field 'kind' must be {KIND!r}, got {manifest.get('kind')!r}")
         files = manifest.get("files")
